@@ -1,0 +1,1 @@
+//! airlock-telemetry
