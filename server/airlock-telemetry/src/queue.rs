@@ -1,0 +1,96 @@
+//! The bounded queue between the bus and the editor.
+//!
+//! Guarantee: memory stays bounded whatever the editor does. When the queue is full the oldest
+//! event is dropped and counted; the count is reported with the next batch, so the editor knows
+//! it missed events instead of silently seeing a gap.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::Event;
+
+#[derive(Clone)]
+pub struct EditorQueue {
+    inner: Arc<(Mutex<State>, Condvar)>,
+}
+
+struct State {
+    events: VecDeque<Event>,
+    capacity: usize,
+    dropped: u64,
+}
+
+/// What a consumer takes out in one go.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    /// Events dropped since the previous batch because the consumer was too slow.
+    pub dropped: u64,
+}
+
+impl EditorQueue {
+    pub fn new(capacity: usize) -> EditorQueue {
+        EditorQueue {
+            inner: Arc::new((
+                Mutex::new(State {
+                    events: VecDeque::new(),
+                    capacity: capacity.max(1),
+                    dropped: 0,
+                }),
+                Condvar::new(),
+            )),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(&self, event: Event) {
+        let mut state = self.state();
+        if state.events.len() == state.capacity {
+            state.events.pop_front();
+            state.dropped += 1;
+        }
+        state.events.push_back(event);
+        drop(state);
+        self.inner.1.notify_one();
+    }
+
+    /// Waits up to `wait` for at least one event, then takes at most `max` events.
+    pub fn take_batch(&self, max: usize, wait: Duration) -> Batch {
+        let guard = self.state();
+        let (mut state, _) = self
+            .inner
+            .1
+            .wait_timeout_while(guard, wait, |s| s.events.is_empty() && s.dropped == 0)
+            .unwrap_or_else(|p| p.into_inner());
+        let n = state.events.len().min(max);
+        let events = state.events.drain(..n).collect();
+        let dropped = std::mem::take(&mut state.dropped);
+        Batch { events, dropped }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventKind;
+
+    #[test]
+    fn full_queue_drops_oldest_and_counts() {
+        let q = EditorQueue::new(3);
+        for i in 0..10 {
+            let mut e = Event::new(EventKind::FsRead, format!("f{i}"));
+            e.seq = i;
+            q.push(e);
+        }
+        let batch = q.take_batch(100, Duration::from_millis(1));
+        assert_eq!(batch.dropped, 7);
+        let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![7, 8, 9]);
+        let empty = q.take_batch(100, Duration::from_millis(1));
+        assert_eq!((empty.events.len(), empty.dropped), (0, 0));
+    }
+}
