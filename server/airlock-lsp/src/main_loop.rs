@@ -1,0 +1,159 @@
+//! The one task that owns all server state, and the handle LSP handlers use to reach it.
+//!
+//! Guarantees: closures sent through a [`Handle`] run one at a time, in the order they were sent;
+//! nothing in here awaits the editor or the agent (those waits happen on spawned tasks that
+//! report back with another closure).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_telemetry::{Bus, Event, EventKind};
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::Client;
+use tower_lsp_server::jsonrpc;
+
+use crate::ServeConfig;
+use crate::documents::{Documents, Encoding};
+use crate::ext::ClientOptIn;
+use crate::outbox::Outbox;
+use crate::settings::Settings;
+
+type Task = Box<dyn FnOnce(&mut State) + Send>;
+
+/// How long a request to the editor (applyEdit, approval) may take before we give up on it.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Task>,
+}
+
+impl Handle {
+    /// Runs `f` on the state task; returns immediately.
+    pub fn notify(&self, f: impl FnOnce(&mut State) + Send + 'static) {
+        let _ = self.tx.send(Box::new(f));
+    }
+
+    /// Runs `f` on the state task and waits for its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> R + Send + 'static,
+    ) -> jsonrpc::Result<R> {
+        let (tx, rx) = oneshot::channel();
+        self.notify(move |state| {
+            let _ = tx.send(f(state));
+        });
+        rx.await.map_err(|_| jsonrpc::Error::internal_error())
+    }
+
+    pub fn attach_client(&self, client: Client) {
+        self.notify(move |state| {
+            state.out = Some(Outbox::start(client.clone()));
+            state.client = Some(client);
+        });
+    }
+}
+
+pub struct State {
+    pub config: ServeConfig,
+    pub handle: Handle,
+    pub client: Option<Client>,
+    out: Option<Outbox>,
+    pub docs: Documents,
+    pub encoding: Encoding,
+    pub opt_in: ClientOptIn,
+    pub root: Option<PathBuf>,
+    pub settings: Settings,
+    pub bus: Bus,
+    pub shutting_down: bool,
+}
+
+impl State {
+    /// The outbox exists from the first message on (the client is attached before serving).
+    pub fn out(&self) -> Option<&Outbox> {
+        self.out.as_ref()
+    }
+
+    pub fn emit(&self, event: Event) {
+        self.bus.emit(event);
+    }
+
+    /// Sends a request to the editor on its own task; `then` runs on the state task with the
+    /// answer (or the error / timeout).
+    pub fn request_client<F, R>(
+        &self,
+        make: impl FnOnce(Client) -> F + Send + 'static,
+        then: impl FnOnce(&mut State, jsonrpc::Result<R>) + Send + 'static,
+    ) where
+        F: Future<Output = jsonrpc::Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, make(client)).await {
+                Ok(r) => r,
+                Err(_) => Err(jsonrpc::Error {
+                    code: jsonrpc::ErrorCode::RequestCancelled,
+                    message: "the editor did not answer in time".into(),
+                    data: None,
+                }),
+            };
+            handle.notify(move |state| then(state, result));
+        });
+    }
+}
+
+pub struct StateTask {
+    join: tokio::task::JoinHandle<()>,
+    handle: Handle,
+}
+
+impl StateTask {
+    /// Stops the state task after everything queued before has run.
+    pub async fn shutdown(self) {
+        self.handle.notify(|state| state.shutting_down = true);
+        drop(self.handle);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.join).await;
+    }
+}
+
+pub fn start(config: ServeConfig) -> (Handle, StateTask) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Task>();
+    let handle = Handle { tx };
+    let bus = Bus::new(format!(
+        "s-{}-{}",
+        std::process::id(),
+        airlock_telemetry::now_ms()
+    ));
+    let mut state = State {
+        settings: config.user_settings.clone(),
+        config,
+        handle: handle.clone(),
+        client: None,
+        out: None,
+        docs: Documents::default(),
+        encoding: Encoding::Utf16,
+        opt_in: ClientOptIn::default(),
+        root: None,
+        bus,
+        shutting_down: false,
+    };
+    state.emit(Event::new(
+        EventKind::ServerStarted,
+        env!("CARGO_PKG_VERSION"),
+    ));
+    let join = tokio::spawn(async move {
+        while let Some(task) = rx.recv().await {
+            task(&mut state);
+            if state.shutting_down {
+                crate::handlers::lifecycle::on_exit(&mut state);
+                break;
+            }
+        }
+    });
+    (handle.clone(), StateTask { join, handle })
+}
