@@ -1,0 +1,884 @@
+//! The proposal store: create, stack, resolve, rebase and persist proposals.
+//!
+//! Guarantees:
+//! - Every state change is on disk (atomic write, fsynced) before the method returns, so a
+//!   `kill -9` at any moment loses no proposal that a caller was told about and leaves no torn
+//!   state file.
+//! - `resolve` never produces text that overwrites a line the user changed after the proposal
+//!   was made: such hunks become `conflicted` instead.
+//! - At most one pending proposal exists per file: a new one supersedes the previous one (see
+//!   `docs/proposals.md`, "Stacking").
+//!
+//! The store is a plain value with `&mut self` methods; the LSP layer owns it in its single
+//! state task, so no locking is needed here.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{Placement, changes, place, splice};
+use crate::error::{ProposalError, Result};
+use crate::fsio::{TEMP_MARKER, sync_dir, write_atomic};
+use crate::outcome::{HunkOutcome, HunkResult, Outcome};
+use crate::path::resolve_in_workspace;
+use crate::text::{Limits, check_text, hash_text, split_lines};
+use crate::types::{
+    Hunk, HunkStatus, LineEdit, Origin, Proposal, ProposalId, ProposalState, count_lines,
+};
+
+/// Version of the on-disk format; bumped on incompatible changes.
+const FORMAT: u32 = 1;
+/// How many resolved proposals `get` still knows about.
+const RESOLVED_KEPT: usize = 256;
+
+/// What the agent bridge passes to [`Store::propose`].
+#[derive(Debug, Clone)]
+pub struct ProposeInput {
+    /// Absolute, or relative to the workspace root.
+    pub path: PathBuf,
+    /// Current content: the open buffer if the editor has the file open, else the disk.
+    /// Empty for a new file.
+    pub base_text: String,
+    /// Editor version of `base_text`, when it came from an open buffer.
+    pub base_version: Option<i32>,
+    pub is_new_file: bool,
+    /// The full content the agent wants the file to have.
+    pub new_text: String,
+    pub origin: Origin,
+}
+
+/// The user's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Decision {
+    Accept,
+    Reject,
+}
+
+/// What the LSP layer passes to [`Store::resolve`].
+#[derive(Debug, Clone)]
+pub struct ResolveInput {
+    pub id: ProposalId,
+    /// Hunk ids to decide; `None` means every open hunk of the proposal.
+    pub hunks: Option<Vec<u32>>,
+    pub decision: Decision,
+    /// The user's reason (shown to the agent), mostly for rejections.
+    pub reason: Option<String>,
+    /// The user's edited version of the proposed text: of the single hunk in `hunks`, or,
+    /// with `hunks: None`, of the whole file as previewed (base + all pending hunks).
+    pub edited_text: Option<String>,
+    /// The file's content now (open buffer, else disk).
+    pub current_text: String,
+    pub current_version: Option<i32>,
+}
+
+/// Result of [`Store::resolve`].
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The proposal after the decision (state `Resolved` when nothing is left open).
+    pub proposal: Proposal,
+    /// The file's new full content, when anything was accepted.
+    pub new_text: Option<String>,
+    /// Line edits turning `current_text` into `new_text`, sorted, non-overlapping.
+    pub edits: Vec<LineEdit>,
+    pub outcome: Outcome,
+}
+
+/// Where one open hunk is in a text the user may have edited since the proposal was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HunkView {
+    pub id: u32,
+    /// `Pending` (still applies), `Conflicted` (the user changed its lines) or `Accepted`
+    /// (the text already contains exactly its result).
+    pub status: HunkStatus,
+    /// Lines `start_line..end_line` of the given text (end exclusive; equal for insertions).
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    proposal: Proposal,
+    /// The text the pending hunks' line numbers refer to.
+    base_text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Persisted {
+    format: u32,
+    proposal: Proposal,
+    base_text: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    format: u32,
+    next_id: u64,
+}
+
+/// Pending proposals of one workspace, persisted under a state dir.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    dir: PathBuf,
+    meta_path: PathBuf,
+    log_path: PathBuf,
+    limits: Limits,
+    pending: BTreeMap<u64, Record>,
+    resolved: VecDeque<Proposal>,
+    next_id: u64,
+    warnings: Vec<String>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `state_dir` for the workspace at
+    /// `workspace_root`, loading persisted pending proposals. `state_dir` should be specific
+    /// to this workspace (e.g. `$XDG_STATE_HOME/airlock/<workspace_key(root)>`).
+    pub fn open(state_dir: &Path, workspace_root: &Path) -> Result<Store> {
+        Self::open_with_limits(state_dir, workspace_root, Limits::default())
+    }
+
+    /// [`Store::open`] with non-default size limits.
+    pub fn open_with_limits(
+        state_dir: &Path,
+        workspace_root: &Path,
+        limits: Limits,
+    ) -> Result<Store> {
+        let root = std::fs::canonicalize(workspace_root)
+            .map_err(|e| ProposalError::io("resolve workspace root", workspace_root, e))?;
+        let dir = state_dir.join("proposals");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ProposalError::io("create state directory", &dir, e))?;
+        let mut store = Store {
+            root,
+            meta_path: state_dir.join("meta.json"),
+            log_path: state_dir.join("resolved.jsonl"),
+            dir,
+            limits,
+            pending: BTreeMap::new(),
+            resolved: VecDeque::new(),
+            next_id: 1,
+            warnings: Vec::new(),
+        };
+        store.load()?;
+        Ok(store)
+    }
+
+    fn load(&mut self) -> Result<()> {
+        match std::fs::read(&self.meta_path) {
+            Ok(bytes) => match serde_json::from_slice::<Meta>(&bytes) {
+                Ok(meta) => self.next_id = self.next_id.max(meta.next_id),
+                Err(e) => self.warnings.push(format!(
+                    "ignoring unreadable {}: {e}",
+                    self.meta_path.display()
+                )),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ProposalError::io("read", &self.meta_path, e)),
+        }
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| ProposalError::io("list state directory", &self.dir, e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| ProposalError::io("list state directory", &self.dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(TEMP_MARKER) {
+                // A write that was interrupted before its rename; the previous version of
+                // the file (if any) is intact.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let parsed = std::fs::read(&path)
+                .map_err(|e| ProposalError::io("read", &path, e))
+                .map(|bytes| serde_json::from_slice::<Persisted>(&bytes));
+            let record = match parsed? {
+                Ok(p) if p.format == FORMAT => Record {
+                    proposal: p.proposal,
+                    base_text: p.base_text,
+                },
+                Ok(p) => {
+                    self.warnings.push(format!(
+                        "skipping {}: unknown format {}",
+                        path.display(),
+                        p.format
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    // Cannot come from our own atomic writes; keep the bytes for a human.
+                    let aside = path.with_extension("json.corrupt");
+                    let _ = std::fs::rename(&path, &aside);
+                    self.warnings.push(format!(
+                        "moved unreadable proposal file {} to {}: {e}",
+                        path.display(),
+                        aside.display()
+                    ));
+                    continue;
+                }
+            };
+            let Some(n) = record.proposal.id.number() else {
+                self.warnings
+                    .push(format!("skipping {}: bad proposal id", path.display()));
+                continue;
+            };
+            self.next_id = self.next_id.max(n + 1);
+            if record.proposal.path.starts_with(&self.root) {
+                self.pending.insert(n, record);
+            }
+        }
+        // A crash between writing a new proposal and deleting the one it supersedes leaves
+        // both; finish the supersede.
+        let mut newest: BTreeMap<PathBuf, u64> = BTreeMap::new();
+        let mut stale = Vec::new();
+        for (&n, rec) in &self.pending {
+            if let Some(old) = newest.insert(rec.proposal.path.clone(), n) {
+                stale.push((old, n));
+            }
+        }
+        for (old, new) in stale {
+            if let Some(mut rec) = self.pending.remove(&old) {
+                rec.proposal.state = ProposalState::Superseded;
+                if let Some(newer) = self.pending.get_mut(&new) {
+                    newer
+                        .proposal
+                        .supersedes
+                        .get_or_insert(rec.proposal.id.clone());
+                }
+                self.retire(rec.proposal)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Problems found while loading (unreadable files moved aside), for the log.
+    pub fn load_warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The canonical workspace root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Canonical path of `path` if it may be edited (inside the root after resolving
+    /// symlinks and `..`), else the error to show the agent.
+    pub fn resolve_path(&self, path: &Path) -> Result<PathBuf> {
+        resolve_in_workspace(&self.root, path)
+    }
+
+    /// Creates a proposal turning `base_text` into `new_text`. It supersedes the pending
+    /// proposal for the same file, if any (reported in `supersedes`). When the texts are
+    /// equal the returned proposal has no hunks, is `Resolved` and is not stored.
+    pub fn propose(&mut self, input: ProposeInput) -> Result<Proposal> {
+        let path = self.resolve_path(&input.path)?;
+        check_text(&path, &input.base_text, &self.limits)?;
+        check_text(&path, &input.new_text, &self.limits)?;
+        if input.is_new_file {
+            if !input.base_text.is_empty() {
+                return Err(ProposalError::NewFileWithBase {
+                    path,
+                    len: input.base_text.len(),
+                });
+            }
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(ProposalError::NewFileExists { path });
+            }
+        }
+        let hunks = crate::diff::diff(&input.base_text, &input.new_text);
+        let previous = self
+            .pending
+            .iter()
+            .find(|(_, r)| r.proposal.path == path)
+            .map(|(&n, _)| n);
+        let n = self.next_id;
+        let mut proposal = Proposal {
+            id: ProposalId::from_number(n),
+            path,
+            base_hash: hash_text(&input.base_text),
+            base_version: input.base_version,
+            is_new_file: input.is_new_file,
+            hunks,
+            origin: input.origin,
+            created_at: now_ms(),
+            state: ProposalState::Pending,
+            supersedes: previous
+                .and_then(|p| self.pending.get(&p))
+                .map(|r| r.proposal.id.clone()),
+        };
+        if proposal.hunks.is_empty() {
+            proposal.state = ProposalState::Resolved;
+        } else {
+            let record = Record {
+                proposal: proposal.clone(),
+                base_text: input.base_text,
+            };
+            self.persist(n, &record)?;
+            self.next_id = n + 1;
+            self.pending.insert(n, record);
+        }
+        if let Some(old) = previous.and_then(|p| self.pending.remove(&p)) {
+            let mut old = old.proposal;
+            old.state = ProposalState::Superseded;
+            if proposal.hunks.is_empty() {
+                // The id must not come back after a restart even though nothing new is stored.
+                self.next_id = n + 1;
+            }
+            self.retire(old)?;
+        }
+        Ok(proposal)
+    }
+
+    /// All pending proposals, oldest first.
+    pub fn list(&self) -> Vec<&Proposal> {
+        self.pending.values().map(|r| &r.proposal).collect()
+    }
+
+    /// A pending proposal, or one resolved recently in this process.
+    pub fn get(&self, id: &ProposalId) -> Option<&Proposal> {
+        id.number()
+            .and_then(|n| self.pending.get(&n))
+            .map(|r| &r.proposal)
+            .or_else(|| self.resolved.iter().rev().find(|p| &p.id == id))
+    }
+
+    /// The pending proposal for a file (there is at most one). `path` is resolved like in
+    /// `propose`; a path outside the workspace has none.
+    pub fn pending_for(&self, path: &Path) -> Option<&Proposal> {
+        let path = self.resolve_path(path).ok()?;
+        self.pending
+            .values()
+            .find(|r| r.proposal.path == path)
+            .map(|r| &r.proposal)
+    }
+
+    /// Where each open hunk of a pending proposal is in `current_text`, and whether it still
+    /// applies. For diagnostics and code lenses while the user edits the buffer; changes
+    /// nothing.
+    pub fn view(&self, id: &ProposalId, current_text: &str) -> Result<Vec<HunkView>> {
+        let rec = self.record(id)?;
+        let base_lines = split_lines(&rec.base_text);
+        let cur_lines = split_lines(current_text);
+        let user = if rec.base_text == current_text {
+            Vec::new()
+        } else {
+            changes(&base_lines, &cur_lines)
+        };
+        Ok(rec
+            .proposal
+            .open_hunks()
+            .map(|h| {
+                let placement = place_hunk(&user, &base_lines, &cur_lines, h);
+                let (start, end) = placement.range(h.old_count as usize);
+                let status = match (h.status, placement) {
+                    (HunkStatus::Conflicted, _) | (_, Placement::Conflict { .. }) => {
+                        HunkStatus::Conflicted
+                    }
+                    (_, Placement::AlreadyApplied { .. }) => HunkStatus::Accepted,
+                    _ => HunkStatus::Pending,
+                };
+                HunkView {
+                    id: h.id,
+                    status,
+                    start_line: to_u32(start),
+                    end_line: to_u32(end),
+                }
+            })
+            .collect())
+    }
+
+    /// `current_text` with every still-applicable pending hunk for `path` applied: what the
+    /// agent expects the file to contain after its own writes (serve this for its reads).
+    /// `None` when the file has no pending proposal.
+    pub fn agent_view(&self, path: &Path, current_text: &str) -> Option<String> {
+        let proposal = self.pending_for(path)?;
+        let rec = self.record(&proposal.id).ok()?;
+        let base_lines = split_lines(&rec.base_text);
+        let cur_lines = split_lines(current_text);
+        let user = changes(&base_lines, &cur_lines);
+        let mut edits = Vec::new();
+        for h in rec.proposal.open_hunks() {
+            if h.status != HunkStatus::Pending {
+                continue;
+            }
+            if let Placement::Clean { start } = place_hunk(&user, &base_lines, &cur_lines, h) {
+                edits.push((start, start + h.old_count as usize, h.new_text.as_str()));
+            }
+        }
+        Some(splice(&cur_lines, &edits))
+    }
+
+    /// Applies the user's decision. See the module docs and `docs/proposals.md` for the rules;
+    /// in short: decided hunks are rebased onto `current_text`; a hunk whose lines the user
+    /// changed is never applied but marked `conflicted`.
+    pub fn resolve(&mut self, input: ResolveInput) -> Result<Resolution> {
+        let key = self.key(&input.id)?;
+        let rec = self
+            .pending
+            .get(&key)
+            .ok_or_else(|| ProposalError::UnknownProposal {
+                id: input.id.clone(),
+            })?;
+        let path = rec.proposal.path.clone();
+        check_text(&path, &input.current_text, &self.limits)?;
+        if let Some(t) = &input.edited_text {
+            check_text(&path, t, &self.limits)?;
+            if input.decision == Decision::Reject {
+                return Err(ProposalError::EditWithReject { id: input.id });
+            }
+            if let Some(ids) = &input.hunks
+                && ids.len() != 1
+            {
+                return Err(ProposalError::EditNeedsOneHunk {
+                    id: input.id,
+                    count: ids.len(),
+                });
+            }
+        }
+        let selected = select(&rec.proposal, &input)?;
+        let mut rec = rec.clone();
+        let resolved = if input.edited_text.is_some() && input.hunks.is_none() {
+            resolve_whole_file(&mut rec, &input)?
+        } else {
+            resolve_hunks(&mut rec, &input, &selected)
+        };
+        let Resolved {
+            new_text,
+            edits,
+            results,
+            edit_diff,
+        } = resolved;
+
+        let still_open = rec.proposal.open_hunks().count();
+        if still_open == 0 {
+            rec.proposal.state = ProposalState::Resolved;
+        }
+        let outcome = Outcome {
+            proposal: rec.proposal.id.clone(),
+            path: rec.proposal.path.clone(),
+            relative_path: rec
+                .proposal
+                .path
+                .strip_prefix(&self.root)
+                .unwrap_or(&rec.proposal.path)
+                .display()
+                .to_string(),
+            origin: rec.proposal.origin.clone(),
+            total_hunks: to_u32(rec.proposal.hunks.len()),
+            hunks: results,
+            still_open: to_u32(still_open),
+            edit_diff,
+            whole_file_edited: input.edited_text.is_some() && input.hunks.is_none(),
+        };
+        let proposal = rec.proposal.clone();
+        if still_open == 0 {
+            self.pending.remove(&key);
+            self.retire(rec.proposal)?;
+        } else {
+            self.persist(key, &rec)?;
+            self.pending.insert(key, rec);
+        }
+        Ok(Resolution {
+            proposal,
+            new_text,
+            edits,
+            outcome,
+        })
+    }
+
+    fn key(&self, id: &ProposalId) -> Result<u64> {
+        id.number()
+            .filter(|n| self.pending.contains_key(n))
+            .ok_or_else(|| ProposalError::UnknownProposal { id: id.clone() })
+    }
+
+    fn record(&self, id: &ProposalId) -> Result<&Record> {
+        let key = self.key(id)?;
+        self.pending
+            .get(&key)
+            .ok_or_else(|| ProposalError::UnknownProposal { id: id.clone() })
+    }
+
+    fn persist(&self, n: u64, rec: &Record) -> Result<()> {
+        let path = self.dir.join(format!("p-{n}.json"));
+        let body = serde_json::to_vec(&Persisted {
+            format: FORMAT,
+            proposal: rec.proposal.clone(),
+            base_text: rec.base_text.clone(),
+        })
+        .map_err(|source| ProposalError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &body)
+    }
+
+    /// Moves a proposal out of the pending set on disk: remember the id high-water mark
+    /// first (so the id is never reused), log it, then delete its file.
+    fn retire(&mut self, proposal: Proposal) -> Result<()> {
+        let meta = serde_json::to_vec(&Meta {
+            format: FORMAT,
+            next_id: self.next_id,
+        })
+        .map_err(|source| ProposalError::Encode {
+            path: self.meta_path.clone(),
+            source,
+        })?;
+        write_atomic(&self.meta_path, &meta)?;
+        if let Ok(mut line) = serde_json::to_vec(&proposal) {
+            line.push(b'\n');
+            // The log is history for humans; losing its tail in a crash is acceptable, and a
+            // torn last line is skipped by readers.
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log_path)
+                .and_then(|mut f| f.write_all(&line));
+        }
+        if let Some(n) = proposal.id.number() {
+            let file = self.dir.join(format!("p-{n}.json"));
+            match std::fs::remove_file(&file) {
+                Ok(()) => sync_dir(&self.dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ProposalError::io("remove", &file, e)),
+            }
+        }
+        if self.resolved.len() == RESOLVED_KEPT {
+            self.resolved.pop_front();
+        }
+        self.resolved.push_back(proposal);
+        Ok(())
+    }
+}
+
+/// Stable short key for a workspace root, for naming its state dir.
+pub fn workspace_key(root: &Path) -> String {
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let name = canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hash = hash_text(&canonical.to_string_lossy());
+    format!("{name}-{}", &hash[..12])
+}
+
+fn select(proposal: &Proposal, input: &ResolveInput) -> Result<Vec<u32>> {
+    let Some(ids) = &input.hunks else {
+        return Ok(proposal.open_hunks().map(|h| h.id).collect());
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let hunk = proposal.hunks.iter().find(|h| h.id == id).ok_or_else(|| {
+            ProposalError::UnknownHunk {
+                id: proposal.id.clone(),
+                hunk: id,
+            }
+        })?;
+        if !hunk.status.is_open() {
+            return Err(ProposalError::HunkClosed {
+                id: proposal.id.clone(),
+                hunk: id,
+                status: hunk.status,
+            });
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn place_hunk(
+    user: &[crate::diff::Change],
+    base: &[&str],
+    current: &[&str],
+    h: &Hunk,
+) -> Placement {
+    let s = (h.old_start as usize).min(base.len());
+    let e = (s + h.old_count as usize).min(base.len());
+    place(user, base, current, s, e, &h.new_text)
+}
+
+struct Resolved {
+    new_text: Option<String>,
+    edits: Vec<LineEdit>,
+    results: Vec<HunkOutcome>,
+    edit_diff: Option<String>,
+}
+
+/// Per-hunk accept/reject (optionally with the user's text for one hunk).
+fn resolve_hunks(rec: &mut Record, input: &ResolveInput, selected: &[u32]) -> Resolved {
+    let current = input.current_text.as_str();
+    let base_lines = split_lines(&rec.base_text);
+    let cur_lines = split_lines(current);
+    let user = if rec.base_text == current {
+        Vec::new()
+    } else {
+        changes(&base_lines, &cur_lines)
+    };
+    let mut applied: Vec<(usize, usize, String)> = Vec::new();
+    // Open hunks left after this call, with their range in `current`.
+    let mut remaining: Vec<(usize, usize, usize)> = Vec::new();
+    let mut results = Vec::new();
+    let mut edit_diff = None;
+    for (idx, h) in rec.proposal.hunks.iter_mut().enumerate() {
+        if !h.status.is_open() {
+            continue;
+        }
+        let placement = place_hunk(&user, &base_lines, &cur_lines, h);
+        let (start, end) = placement.range(h.old_count as usize);
+        let chosen = selected.contains(&h.id);
+        let result = match (chosen, input.decision, placement) {
+            (true, Decision::Reject, _) => {
+                h.status = HunkStatus::Rejected;
+                h.reason.clone_from(&input.reason);
+                Some(HunkResult::Rejected {
+                    reason: input.reason.clone(),
+                })
+            }
+            (_, _, Placement::AlreadyApplied { .. }) => {
+                h.status = HunkStatus::Accepted;
+                h.reason = Some("the file already contained this change".to_owned());
+                Some(HunkResult::Accepted)
+            }
+            (true, Decision::Accept, Placement::Clean { start })
+                if h.status == HunkStatus::Pending =>
+            {
+                h.status = HunkStatus::Accepted;
+                let text = match &input.edited_text {
+                    Some(edited) if *edited != h.new_text => {
+                        edit_diff = Some(unified(&h.new_text, edited, h.id));
+                        h.edited_text = Some(edited.clone());
+                        HunkResult::Edited {
+                            text: edited.clone(),
+                        }
+                    }
+                    _ => HunkResult::Accepted,
+                };
+                let new = h.edited_text.as_deref().unwrap_or(&h.new_text).to_owned();
+                applied.push((start, start + h.old_count as usize, new));
+                Some(text)
+            }
+            (chosen, _, Placement::Conflict { start, end }) => {
+                let newly = h.status != HunkStatus::Conflicted;
+                h.status = HunkStatus::Conflicted;
+                let reason = format!(
+                    "the user changed lines {}-{} after this was proposed, so it was not applied",
+                    start + 1,
+                    end.max(start + 1)
+                );
+                h.reason = Some(reason.clone());
+                remaining.push((idx, start, end));
+                (chosen || newly).then_some(HunkResult::Conflicted { reason })
+            }
+            // Selected conflicted hunk whose lines are untouched again: still needs a
+            // fresh look, so it stays conflicted (only rejection or a new proposal clears it).
+            (true, Decision::Accept, Placement::Clean { .. }) => {
+                remaining.push((idx, start, end));
+                Some(HunkResult::Conflicted {
+                    reason: h.reason.clone().unwrap_or_else(|| {
+                        "the user changed these lines after this was proposed".to_owned()
+                    }),
+                })
+            }
+            (false, _, Placement::Clean { .. }) => {
+                remaining.push((idx, start, end));
+                None
+            }
+        };
+        if let Some(result) = result {
+            results.push(HunkOutcome { id: h.id, result });
+        }
+    }
+    applied.sort_by_key(|a| a.0);
+    let edits: Vec<LineEdit> = applied
+        .iter()
+        .map(|(s, e, text)| LineEdit {
+            start_line: to_u32(*s),
+            end_line: to_u32(*e),
+            old_text: cur_lines[*s..*e].concat(),
+            new_text: text.clone(),
+        })
+        .collect();
+    let new_text = (!applied.is_empty()).then(|| {
+        let refs: Vec<(usize, usize, &str)> = applied
+            .iter()
+            .map(|(s, e, t)| (*s, *e, t.as_str()))
+            .collect();
+        splice(&cur_lines, &refs)
+    });
+    // Re-express the open hunks on the resulting text so the next call starts from it.
+    for (idx, start, end) in remaining {
+        let delta: isize = applied
+            .iter()
+            .filter(|(s, e, _)| *e <= start && *s <= start)
+            .map(|(s, e, t)| count_lines(t) as isize - (e - s) as isize)
+            .sum();
+        let h = &mut rec.proposal.hunks[idx];
+        h.old_start = to_u32(start.saturating_add_signed(delta));
+        h.old_count = to_u32(end - start);
+    }
+    rec.base_text = new_text.clone().unwrap_or_else(|| current.to_owned());
+    rec.proposal.base_hash = hash_text(&rec.base_text);
+    rec.proposal.base_version = if applied.is_empty() {
+        input.current_version
+    } else {
+        None
+    };
+    Resolved {
+        new_text,
+        edits,
+        results,
+        edit_diff,
+    }
+}
+
+/// Accept of the whole previewed file as edited by the user.
+fn resolve_whole_file(rec: &mut Record, input: &ResolveInput) -> Result<Resolved> {
+    let edited = input.edited_text.as_deref().unwrap_or_default();
+    let current = input.current_text.as_str();
+    let base_lines = split_lines(&rec.base_text);
+    let cur_lines = split_lines(current);
+    let edited_lines = split_lines(edited);
+    let user = changes(&base_lines, &cur_lines);
+    // The user's final version is a change of the base; apply it 3-way onto `current` and
+    // refuse (rather than half-apply) if it collides with other edits made meanwhile.
+    let mut applied = Vec::new();
+    for c in changes(&base_lines, &edited_lines) {
+        let text = edited_lines[c.new_start..c.new_end].concat();
+        match place(
+            &user,
+            &base_lines,
+            &cur_lines,
+            c.old_start,
+            c.old_end,
+            &text,
+        ) {
+            Placement::Clean { start } => {
+                applied.push((start, start + (c.old_end - c.old_start), text));
+            }
+            Placement::AlreadyApplied { .. } => {}
+            Placement::Conflict { start, end } => {
+                return Err(ProposalError::EditConflict {
+                    path: rec.proposal.path.clone(),
+                    first_line: start + 1,
+                    end_line: end.max(start + 1),
+                });
+            }
+        }
+    }
+    let refs: Vec<(usize, usize, &str)> = applied
+        .iter()
+        .map(|(s, e, t)| (*s, *e, t.as_str()))
+        .collect();
+    let new_text = splice(&cur_lines, &refs);
+
+    // Tell the agent, per hunk, whether the user kept its text.
+    let pending: Vec<Hunk> = rec
+        .proposal
+        .hunks
+        .iter()
+        .filter(|h| h.status == HunkStatus::Pending)
+        .cloned()
+        .collect();
+    let proposed = crate::diff::apply_hunks(&rec.base_text, &pending);
+    let proposed_lines = split_lines(&proposed);
+    let user_edit = changes(&proposed_lines, &edited_lines);
+    let mut shift: isize = 0;
+    let mut results = Vec::new();
+    for h in &mut rec.proposal.hunks {
+        match h.status {
+            HunkStatus::Pending => {
+                let s = (h.old_start as usize).saturating_add_signed(shift);
+                let e = s + h.new_count() as usize;
+                shift += h.new_count() as isize - h.old_count as isize;
+                h.status = HunkStatus::Accepted;
+                match place(
+                    &user_edit,
+                    &proposed_lines,
+                    &edited_lines,
+                    s,
+                    e,
+                    &h.new_text,
+                ) {
+                    Placement::Clean { .. } => results.push(HunkOutcome {
+                        id: h.id,
+                        result: HunkResult::Accepted,
+                    }),
+                    Placement::AlreadyApplied { start, end }
+                    | Placement::Conflict { start, end } => {
+                        let text = edited_lines[start..end].concat();
+                        h.edited_text = Some(text.clone());
+                        results.push(HunkOutcome {
+                            id: h.id,
+                            result: HunkResult::Edited { text },
+                        });
+                    }
+                }
+            }
+            HunkStatus::Conflicted => {
+                h.status = HunkStatus::Rejected;
+                let reason = "replaced by the user's edit of the whole file".to_owned();
+                h.reason = Some(reason.clone());
+                results.push(HunkOutcome {
+                    id: h.id,
+                    result: HunkResult::Rejected {
+                        reason: Some(reason),
+                    },
+                });
+            }
+            HunkStatus::Accepted | HunkStatus::Rejected => {}
+        }
+    }
+    let edit_diff = (proposed != edited).then(|| unified(&proposed, edited, 0));
+    let edits = crate::diff::line_edits(current, &new_text);
+    rec.base_text = new_text.clone();
+    rec.proposal.base_hash = hash_text(&new_text);
+    rec.proposal.base_version = None;
+    Ok(Resolved {
+        new_text: Some(new_text),
+        edits,
+        results,
+        edit_diff,
+    })
+}
+
+/// Unified diff from the agent's text to the user's (hunk 0 = whole file).
+fn unified(agent: &str, user: &str, hunk: u32) -> String {
+    let (a, b) = if hunk == 0 {
+        ("proposed".to_owned(), "accepted".to_owned())
+    } else {
+        (
+            format!("proposed hunk {hunk}"),
+            format!("accepted hunk {hunk}"),
+        )
+    };
+    similar::TextDiff::from_lines(agent, user)
+        .unified_diff()
+        .context_radius(2)
+        .header(&a, &b)
+        .to_string()
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
