@@ -76,7 +76,9 @@ impl Outcome {
                 HunkResult::Conflicted { .. } => conflicted.push(h.id),
             }
         }
-        let mut clauses: Vec<String> = Vec::new();
+        // (head, tail): the path is inserted between the first clause's head and tail, so a quoted
+        // reason comes after it.
+        let mut clauses: Vec<(String, String)> = Vec::new();
         let taken = accepted.len() + edited.len();
         if taken > 0 {
             let what = if taken == 1 && self.total_hunks == 1 {
@@ -88,24 +90,30 @@ impl Outcome {
                     plural(self.total_hunks as usize, "hunk")
                 )
             };
-            clauses.push(what);
+            clauses.push((what, String::new()));
         }
         if !edited.is_empty() {
-            clauses.push(format!(
-                "edited {} {} before accepting",
-                plural(edited.len(), "hunk"),
-                ids(&edited)
+            clauses.push((
+                format!(
+                    "edited {} {} before accepting",
+                    plural(edited.len(), "hunk"),
+                    ids(&edited)
+                ),
+                String::new(),
             ));
         }
         if !rejected_plain.is_empty() {
-            clauses.push(format!(
-                "rejected {} {}",
-                plural(rejected_plain.len(), "hunk"),
-                ids(&rejected_plain)
+            clauses.push((
+                format!(
+                    "rejected {} {}",
+                    plural(rejected_plain.len(), "hunk"),
+                    ids(&rejected_plain)
+                ),
+                String::new(),
             ));
         }
         for (id, reason) in &rejected_reasons {
-            clauses.push(format!("rejected hunk {id}: '{reason}'"));
+            clauses.push((format!("rejected hunk {id}"), format!(": '{reason}'")));
         }
         let mut out = String::new();
         if clauses.is_empty() && conflicted.is_empty() {
@@ -113,7 +121,11 @@ impl Outcome {
         } else if clauses.is_empty() {
             let _ = write!(out, "Nothing was applied to {}", self.relative_path);
         } else {
-            let _ = write!(out, "User {} in {}", clauses.join("; "), self.relative_path);
+            let (head, tail) = &clauses[0];
+            let _ = write!(out, "User {head} in {}{tail}", self.relative_path);
+            for (head, tail) in &clauses[1..] {
+                let _ = write!(out, "; {head}{tail}");
+            }
         }
         if !conflicted.is_empty() {
             let _ = write!(

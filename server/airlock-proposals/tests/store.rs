@@ -1,0 +1,489 @@
+//! Store behaviour through the public API only: lifecycle, stacking, rebase/conflicts,
+//! edits, persistence across reopen, guards.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use airlock_proposals::{
+    Decision, HunkResult, HunkStatus, Limits, LineEdit, Origin, ProposalError, ProposalId,
+    ProposalState, ProposeInput, ResolveInput, Store,
+};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    state: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ws");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    let root = std::fs::canonicalize(root).unwrap();
+    let state = tmp.path().join("state");
+    Env {
+        _tmp: tmp,
+        root,
+        state,
+    }
+}
+
+const BASE: &str = "fn one() {}\n\nfn two() {}\n\nfn three() {}\n\nfn four() {}\n";
+const AGENT: &str = "fn uno() {}\n\nfn two() {}\n\nfn tres() {}\n\nfn four() {}\n// end\n";
+
+fn propose(store: &mut Store, path: &Path, base: &str, new: &str) -> airlock_proposals::Proposal {
+    store
+        .propose(ProposeInput {
+            path: path.to_owned(),
+            base_text: base.to_owned(),
+            base_version: Some(3),
+            is_new_file: false,
+            new_text: new.to_owned(),
+            origin: Origin {
+                session: Some("s1".into()),
+                tool_call: Some("t1".into()),
+            },
+        })
+        .unwrap()
+}
+
+fn resolve(
+    id: &ProposalId,
+    hunks: Option<Vec<u32>>,
+    decision: Decision,
+    current: &str,
+) -> ResolveInput {
+    ResolveInput {
+        id: id.clone(),
+        hunks,
+        decision,
+        reason: None,
+        edited_text: None,
+        current_text: current.to_owned(),
+        current_version: Some(4),
+    }
+}
+
+/// Applies line edits the way an editor would (bottom-up on a line array).
+fn apply_edits(text: &str, edits: &[LineEdit]) -> String {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
+    for e in edits.iter().rev() {
+        let start = e.start_line as usize;
+        let end = e.end_line as usize;
+        assert_eq!(lines[start..end].concat(), e.old_text, "edit's old text");
+        lines.splice(start..end, std::iter::once(e.new_text.clone()));
+    }
+    lines.concat()
+}
+
+#[test]
+fn accept_all_produces_exact_text_and_edits() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let file = env.root.join("src/lib.rs");
+    let p = propose(&mut store, &file, BASE, AGENT);
+    assert_eq!(p.id.as_str(), "p-1");
+    assert_eq!(p.hunks.len(), 3);
+    assert_eq!(p.path, file);
+    assert_eq!(store.pending_for(Path::new("src/lib.rs")).unwrap().id, p.id);
+
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Accept, BASE))
+        .unwrap();
+    assert_eq!(r.new_text.as_deref(), Some(AGENT));
+    assert_eq!(apply_edits(BASE, &r.edits), AGENT);
+    assert_eq!(r.proposal.state, ProposalState::Resolved);
+    assert!(store.list().is_empty());
+    assert_eq!(store.get(&p.id).unwrap().state, ProposalState::Resolved);
+    assert_eq!(
+        r.outcome.summary(),
+        "User accepted 3 of 3 hunks in src/lib.rs."
+    );
+}
+
+#[test]
+fn reject_with_reason_reaches_the_agent() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let mut input = resolve(&p.id, Some(vec![2]), Decision::Reject, BASE);
+    input.reason = Some("keep the old name".into());
+    let r = store.resolve(input).unwrap();
+    assert_eq!(r.new_text, None);
+    assert!(r.edits.is_empty());
+    assert_eq!(
+        r.outcome.summary(),
+        "User rejected hunk 2 in src/lib.rs: 'keep the old name'; 2 hunks still awaiting review."
+    );
+    let mut input = resolve(&p.id, None, Decision::Accept, BASE);
+    input.current_version = Some(5);
+    let r = store.resolve(input).unwrap();
+    assert_eq!(
+        r.new_text.as_deref(),
+        Some("fn uno() {}\n\nfn two() {}\n\nfn three() {}\n\nfn four() {}\n// end\n")
+    );
+    assert_eq!(
+        r.outcome.summary(),
+        "User accepted 2 of 3 hunks in src/lib.rs."
+    );
+    // Deciding a closed hunk again is an error the UI can show.
+    let err = store
+        .resolve(resolve(&p.id, Some(vec![2]), Decision::Accept, AGENT))
+        .unwrap_err();
+    assert!(
+        matches!(err, ProposalError::UnknownProposal { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn partial_accept_then_rest_reaches_agent_text() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let r = store
+        .resolve(resolve(&p.id, Some(vec![1, 3]), Decision::Accept, BASE))
+        .unwrap();
+    let mid = r.new_text.unwrap();
+    assert_eq!(
+        mid,
+        "fn uno() {}\n\nfn two() {}\n\nfn three() {}\n\nfn four() {}\n// end\n"
+    );
+    assert_eq!(r.proposal.state, ProposalState::Pending);
+    let r2 = store
+        .resolve(resolve(&p.id, Some(vec![2]), Decision::Accept, &mid))
+        .unwrap();
+    assert_eq!(r2.new_text.as_deref(), Some(AGENT));
+    assert_eq!(apply_edits(&mid, &r2.edits), AGENT);
+    let err = store
+        .resolve(resolve(&p.id, Some(vec![2]), Decision::Accept, AGENT))
+        .unwrap_err();
+    assert!(err.to_string().contains("no pending proposal with id p-1"));
+}
+
+#[test]
+fn user_edits_elsewhere_are_rebased_and_overlaps_conflict() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    // Meanwhile the user added a header (shifts everything) and renamed `three` themselves.
+    let user = "// header\n// more\nfn one() {}\n\nfn two() {}\n\nfn THREE() {}\n\nfn four() {}\n";
+    let views = store.view(&p.id, user).unwrap();
+    assert_eq!(
+        views
+            .iter()
+            .map(|v| (v.id, v.status, v.start_line, v.end_line))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, HunkStatus::Pending, 2, 3),
+            (2, HunkStatus::Conflicted, 6, 7),
+            (3, HunkStatus::Pending, 9, 9),
+        ]
+    );
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Accept, user))
+        .unwrap();
+    let got = r.new_text.unwrap();
+    assert_eq!(
+        got,
+        "// header\n// more\nfn uno() {}\n\nfn two() {}\n\nfn THREE() {}\n\nfn four() {}\n// end\n",
+        "the user's THREE must survive"
+    );
+    assert_eq!(apply_edits(user, &r.edits), got);
+    let conflicted: Vec<_> = r
+        .outcome
+        .hunks
+        .iter()
+        .filter(|h| matches!(h.result, HunkResult::Conflicted { .. }))
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(conflicted, vec![2]);
+    assert!(r.outcome.summary().contains("hunk 2 was not applied"));
+    // The conflicted hunk stays visible, relocated onto the new text, until rejected.
+    assert_eq!(r.proposal.state, ProposalState::Pending);
+    let h2 = r.proposal.hunks.iter().find(|h| h.id == 2).unwrap();
+    assert_eq!(h2.status, HunkStatus::Conflicted);
+    assert_eq!((h2.old_start, h2.old_count), (6, 1));
+    let views = store.view(&p.id, &got).unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(
+        (views[0].status, views[0].start_line, views[0].end_line),
+        (HunkStatus::Conflicted, 6, 7)
+    );
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Reject, &got))
+        .unwrap();
+    assert_eq!(r.new_text, None);
+    assert!(store.list().is_empty());
+}
+
+#[test]
+fn change_already_in_the_file_counts_as_accepted() {
+    // E.g. a crash after the edit reached the buffer but before resolve was recorded.
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let r = store
+        .resolve(resolve(&p.id, Some(vec![3]), Decision::Accept, AGENT))
+        .unwrap();
+    assert_eq!(r.new_text, None, "nothing left to write");
+    assert!(r.edits.is_empty());
+    assert_eq!(r.proposal.state, ProposalState::Resolved);
+    assert!(
+        r.outcome
+            .hunks
+            .iter()
+            .all(|h| h.result == HunkResult::Accepted)
+    );
+}
+
+#[test]
+fn edited_hunk_is_kept_and_reported() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let mut input = resolve(&p.id, Some(vec![2]), Decision::Accept, BASE);
+    input.edited_text = Some("fn drei() {}\n".into());
+    let r = store.resolve(input).unwrap();
+    assert_eq!(
+        r.new_text.as_deref(),
+        Some("fn one() {}\n\nfn two() {}\n\nfn drei() {}\n\nfn four() {}\n")
+    );
+    assert_eq!(
+        r.outcome.hunks[0].result,
+        HunkResult::Edited {
+            text: "fn drei() {}\n".into()
+        }
+    );
+    let h = r.proposal.hunks.iter().find(|h| h.id == 2).unwrap();
+    assert_eq!(h.edited_text.as_deref(), Some("fn drei() {}\n"));
+    let summary = r.outcome.summary();
+    assert!(summary.starts_with("User accepted 1 of 3 hunks in src/lib.rs; edited hunk 2 before accepting; 2 hunks still awaiting review. The user's version differs from yours:\n"), "{summary}");
+    assert!(
+        summary.contains("-fn tres() {}\n+fn drei() {}\n"),
+        "{summary}"
+    );
+
+    // Edited text for several hunks is ambiguous.
+    let mut input = resolve(&p.id, Some(vec![1, 3]), Decision::Accept, BASE);
+    input.edited_text = Some("x\n".into());
+    assert!(matches!(
+        store.resolve(input).unwrap_err(),
+        ProposalError::EditNeedsOneHunk { count: 2, .. }
+    ));
+}
+
+#[test]
+fn whole_file_edit_is_applied_three_way() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    // The user edited the preview (AGENT) — changed hunk 1's text — while also adding a
+    // line at the top of the real buffer meanwhile.
+    let edited = AGENT.replace("fn uno()", "fn eins()");
+    let current = format!("// user\n{BASE}");
+    let mut input = resolve(&p.id, None, Decision::Accept, &current);
+    input.edited_text = Some(edited.clone());
+    let r = store.resolve(input).unwrap();
+    let got = r.new_text.unwrap();
+    assert_eq!(apply_edits(&current, &r.edits), got);
+    assert!(got.contains("fn eins()") && got.contains("// user\n"));
+    let results: Vec<_> = r.outcome.hunks.iter().map(|h| h.result.clone()).collect();
+    assert_eq!(
+        results,
+        vec![
+            HunkResult::Edited {
+                text: "fn eins() {}\n".into()
+            },
+            HunkResult::Accepted,
+            HunkResult::Accepted
+        ]
+    );
+    assert!(r.outcome.whole_file_edited);
+    assert!(store.list().is_empty());
+
+    // If the user's other edit touches the same lines, the edited text is refused, not merged.
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let current = BASE.replace("fn one()", "fn ONE()");
+    let mut input = resolve(&p.id, None, Decision::Accept, &current);
+    input.edited_text = Some(edited);
+    let err = store.resolve(input).unwrap_err();
+    assert!(
+        matches!(err, ProposalError::EditConflict { first_line: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(store.list().len(), 1, "still pending after the refusal");
+}
+
+#[test]
+fn stacking_supersedes_the_pending_proposal() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let file = env.root.join("src/lib.rs");
+    let p1 = propose(&mut store, &file, BASE, AGENT);
+    // The user accepts hunk 1, then the agent writes again, based on what it believes the
+    // file is (its own full version) plus a further change.
+    let r = store
+        .resolve(resolve(&p1.id, Some(vec![1]), Decision::Accept, BASE))
+        .unwrap();
+    let current = r.new_text.unwrap();
+    let agent_view = store.agent_view(&file, &current).unwrap();
+    assert_eq!(agent_view, AGENT, "agent sees its whole pending write");
+    let second = AGENT.replace("fn four()", "fn vier()");
+    let p2 = propose(&mut store, &file, &current, &second);
+    assert_eq!(p2.supersedes.as_ref(), Some(&p1.id));
+    assert_eq!(store.list().len(), 1);
+    assert_eq!(store.get(&p1.id).unwrap().state, ProposalState::Superseded);
+    // Diffed against the current text: hunk 1 was accepted already, so it is not offered.
+    assert!(p2.hunks.iter().all(|h| !h.new_text.contains("uno")));
+    let r = store
+        .resolve(resolve(&p2.id, None, Decision::Accept, &current))
+        .unwrap();
+    assert_eq!(r.new_text.as_deref(), Some(second.as_str()));
+
+    // Writing back the current content withdraws the pending proposal.
+    let p3 = propose(&mut store, &file, BASE, AGENT);
+    let p4 = propose(&mut store, &file, BASE, BASE);
+    assert!(p4.hunks.is_empty());
+    assert_eq!(p4.state, ProposalState::Resolved);
+    assert_eq!(p4.supersedes.as_ref(), Some(&p3.id));
+    assert!(store.list().is_empty());
+}
+
+#[test]
+fn pending_state_survives_reopen_and_ids_are_not_reused() {
+    let env = env();
+    let file = env.root.join("src/lib.rs");
+    let id = {
+        let mut store = Store::open(&env.state, &env.root).unwrap();
+        let p = propose(&mut store, &file, BASE, AGENT);
+        let mut input = resolve(&p.id, Some(vec![2]), Decision::Reject, BASE);
+        input.reason = Some("no".into());
+        store.resolve(input).unwrap();
+        let q = propose(&mut store, &env.root.join("src/other.rs"), "a\n", "b\n");
+        store
+            .resolve(resolve(&q.id, None, Decision::Accept, "a\n"))
+            .unwrap();
+        p.id
+    };
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    assert!(
+        store.load_warnings().is_empty(),
+        "{:?}",
+        store.load_warnings()
+    );
+    let list = store.list();
+    assert_eq!(list.len(), 1);
+    let p = list[0].clone();
+    assert_eq!(p.id, id);
+    assert_eq!(
+        p.hunks.iter().map(|h| h.status).collect::<Vec<_>>(),
+        vec![
+            HunkStatus::Pending,
+            HunkStatus::Rejected,
+            HunkStatus::Pending
+        ]
+    );
+    assert_eq!(p.origin.session.as_deref(), Some("s1"));
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Accept, BASE))
+        .unwrap();
+    assert_eq!(
+        r.new_text.as_deref(),
+        Some("fn uno() {}\n\nfn two() {}\n\nfn three() {}\n\nfn four() {}\n// end\n")
+    );
+    drop(store);
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    assert!(store.list().is_empty());
+    let next = propose(&mut store, &file, BASE, AGENT);
+    assert_eq!(next.id.as_str(), "p-3", "p-1 and p-2 were used before");
+}
+
+#[test]
+fn new_files_are_proposals_too() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = store
+        .propose(ProposeInput {
+            path: "src/new/mod.rs".into(),
+            base_text: String::new(),
+            base_version: None,
+            is_new_file: true,
+            new_text: "pub fn f() {}\n".into(),
+            origin: Origin::default(),
+        })
+        .unwrap();
+    assert!(p.is_new_file);
+    assert_eq!(p.path, env.root.join("src/new/mod.rs"));
+    assert_eq!(p.hunks.len(), 1);
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Accept, ""))
+        .unwrap();
+    assert_eq!(r.new_text.as_deref(), Some("pub fn f() {}\n"));
+
+    std::fs::write(env.root.join("src/exists.rs"), "x").unwrap();
+    let err = store
+        .propose(ProposeInput {
+            path: "src/exists.rs".into(),
+            base_text: String::new(),
+            base_version: None,
+            is_new_file: true,
+            new_text: "y".into(),
+            origin: Origin::default(),
+        })
+        .unwrap_err();
+    assert!(matches!(err, ProposalError::NewFileExists { .. }), "{err}");
+}
+
+#[test]
+fn guards_refuse_with_actionable_errors() {
+    let env = env();
+    let mut store =
+        Store::open_with_limits(&env.state, &env.root, Limits { max_bytes: 64 }).unwrap();
+    let input = |path: &str, new: &str| ProposeInput {
+        path: path.into(),
+        base_text: "a\n".into(),
+        base_version: None,
+        is_new_file: false,
+        new_text: new.into(),
+        origin: Origin::default(),
+    };
+    let err = store.propose(input("../etc/passwd", "x")).unwrap_err();
+    assert!(
+        err.to_string().contains("outside the workspace root"),
+        "{err}"
+    );
+    let err = store.propose(input("src/a.rs", "bin\0ary")).unwrap_err();
+    assert!(err.to_string().contains("binary"), "{err}");
+    let err = store
+        .propose(input("src/a.rs", &"x".repeat(65)))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("65 bytes is larger than the limit of 64"),
+        "{err}"
+    );
+    assert!(store.list().is_empty());
+    let dir = env.state.join("proposals");
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+}
+
+#[test]
+fn crlf_non_ascii_and_no_final_newline_round_trip_through_resolve() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let base = "ligne 1\r\nçà\r\nfin";
+    let new = "ligne 1\r\nçà — 日本\r\nfin\r\n";
+    let p = propose(&mut store, &env.root.join("src/fr.txt"), base, new);
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Accept, base))
+        .unwrap();
+    assert_eq!(r.new_text.as_deref(), Some(new));
+    assert_eq!(apply_edits(base, &r.edits), new);
+    let last = r.edits.last().unwrap();
+    assert_eq!(
+        last.end_point(),
+        (2, 3),
+        "end of the unterminated last line"
+    );
+}
