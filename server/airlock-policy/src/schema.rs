@@ -1,0 +1,1 @@
+//! Schema types (filled in below).
