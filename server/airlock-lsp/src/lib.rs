@@ -15,6 +15,7 @@ mod handlers;
 mod main_loop;
 mod outbox;
 pub mod settings;
+mod transport;
 
 use std::path::PathBuf;
 use std::sync::Arc;

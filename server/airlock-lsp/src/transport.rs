@@ -1,0 +1,151 @@
+//! A framing guard between stdio and tower-lsp.
+//!
+//! tower-lsp's reader stops for good at the first undecodable frame (tokio-util ends a
+//! `FramedRead` after an error), which would turn one bad message from an editor into a dead
+//! server. This guard reads frames itself, forwards only well-formed JSON to tower-lsp, answers
+//! the rest with the JSON-RPC `ParseError` the spec asks for, and resynchronises on the next
+//! header. Output from tower-lsp is copied to stdout frame by frame so the guard's own replies
+//! never land in the middle of another message.
+
+use serde_json::json;
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
+};
+use tokio::sync::mpsc;
+
+/// Largest message accepted from the editor; larger ones are skipped with an error reply.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Returns the (input, output) pair to give to `tower_lsp_server::Server::new`.
+pub fn guard(
+    stdin: impl AsyncRead + Unpin + Send + 'static,
+    stdout: impl AsyncWrite + Unpin + Send + 'static,
+) -> (DuplexStream, DuplexStream) {
+    let (server_in, mut to_server) = tokio::io::duplex(1 << 16);
+    let (from_server, server_out) = tokio::io::duplex(1 << 16);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let errors_tx = out_tx.clone();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stdin);
+        loop {
+            match read_frame(&mut reader).await {
+                Frame::Message(body) => {
+                    let header = format!("Content-Length: {}\r\n\r\n", body.len());
+                    if to_server.write_all(header.as_bytes()).await.is_err()
+                        || to_server.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Frame::Invalid(reason) => {
+                    tracing::warn!("discarding malformed message from the editor: {reason}");
+                    let _ = errors_tx.send(frame(&parse_error(&reason)));
+                }
+                Frame::End => return, // dropping `to_server` tells tower-lsp the input ended
+            }
+        }
+    });
+    tokio::spawn(forward_server_frames(from_server, out_tx));
+    tokio::spawn(write_frames(stdout, out_rx));
+    (server_in, server_out)
+}
+
+enum Frame {
+    Message(Vec<u8>),
+    Invalid(String),
+    End,
+}
+
+async fn read_frame(reader: &mut (impl AsyncBufReadExt + Unpin)) -> Frame {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut saw_header = false;
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return Frame::End,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if saw_header {
+                break;
+            }
+            continue; // stray blank line between messages
+        }
+        saw_header = true;
+        if let Some((name, value)) = text.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = Some(
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("invalid Content-Length {:?}", value.trim())),
+            );
+        }
+    }
+    let length = match length {
+        None => return Frame::Invalid("message without a Content-Length header".into()),
+        Some(Err(reason)) => return Frame::Invalid(reason),
+        Some(Ok(n)) => n,
+    };
+    if length > MAX_MESSAGE {
+        // Skip the body without buffering it.
+        let skipped =
+            tokio::io::copy(&mut reader.take(length as u64), &mut tokio::io::sink()).await;
+        return match skipped {
+            Ok(n) if n == length as u64 => Frame::Invalid(format!(
+                "message of {length} bytes exceeds the {MAX_MESSAGE} byte limit"
+            )),
+            _ => Frame::End,
+        };
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).await.is_err() {
+        return Frame::End;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(_) => Frame::Message(body),
+        Err(e) => Frame::Invalid(format!("invalid JSON: {e}")),
+    }
+}
+
+fn parse_error(reason: &str) -> Vec<u8> {
+    let v = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {reason}")}});
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Copies complete frames from tower-lsp into the writer's queue.
+async fn forward_server_frames(from_server: DuplexStream, out: mpsc::UnboundedSender<Vec<u8>>) {
+    let mut reader = BufReader::new(from_server);
+    loop {
+        match read_frame(&mut reader).await {
+            Frame::Message(body) => {
+                if out.send(frame(&body)).is_err() {
+                    return;
+                }
+            }
+            Frame::Invalid(reason) => tracing::error!("server produced an invalid frame: {reason}"),
+            Frame::End => return,
+        }
+    }
+}
+
+/// The only writer of stdout: whole frames, one at a time.
+async fn write_frames(
+    mut stdout: impl AsyncWrite + Unpin,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(bytes) = frames.recv().await {
+        if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
+            return;
+        }
+    }
+}
