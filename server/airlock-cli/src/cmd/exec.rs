@@ -1,14 +1,332 @@
-//! `airlock exec`: run one command in the sandbox (owned by the sandbox work).
+//! `airlock exec`: run one command in the sandbox, scoped to a workspace.
+//!
+//! Kept off the async runtime and away from heavy initialisation: it loads the policy (for the
+//! deny-read and protect lists), prepares one [`Sandbox`] and waits for the command. The exit
+//! code is the command's (128+N for signal N); 125 means the sandbox could not be set up,
+//! 126/127 not executable / not found, like a shell.
 
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use airlock_sandbox::{CommandSpec, ExecReport, Limits, Sandbox, SandboxConfig, Stdio, WeakerMode};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Weaker modes (only when this kernel can't enforce a protection; see `airlock doctor`):
+  no-landlock       run without Landlock filesystem/network rules (kernel < 5.13)
+  no-signal-scope   allow signals to your processes outside the sandbox (Landlock ABI < 6)
+  unix-sockets      allow unix sockets; host pathname sockets become reachable (Landlock ABI < 9)
+
+Exit codes: the command's own; 128+N if killed by signal N; 125 sandbox setup failed;
+126 not executable; 127 not found.")]
 pub struct Args {
+    /// Workspace root: the only read-write directory (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Also allow writing below PATH (repeatable).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+    /// Also allow reading and executing below PATH (repeatable).
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+    /// Don't grant the default toolchain paths (~/.cargo, ~/.rustup, ~/.gitconfig, ~/.config/git).
+    #[arg(long)]
+    pub no_default_read: bool,
+    /// Kill the command and all its descendants after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Kill the command once stdout+stderr exceed BYTES (output is then relayed and counted).
+    #[arg(long, value_name = "BYTES")]
+    pub max_output: Option<u64>,
+    /// RLIMIT_CPU in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub cpu: Option<u64>,
+    /// RLIMIT_AS (address space) in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<u64>,
+    /// RLIMIT_NOFILE.
+    #[arg(long, value_name = "N")]
+    pub nofile: Option<u64>,
+    /// Set an environment variable inside the sandbox (the rest is scrubbed to an allowlist).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Give up a protection this kernel can't enforce (repeatable; see below).
+    #[arg(long = "weaker-mode", value_name = "MODE", value_delimiter = ',')]
+    pub weaker_mode: Vec<String>,
+    /// Write the resource report (wall, cpu, max RSS, bytes out, limit hit, violations) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Print the resource report to stderr when the command ends.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// The command and its arguments.
-    #[arg(trailing_var_arg = true, required = true)]
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`airlock exec` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        Err(Failure::Sandbox(e)) => {
+            eprintln!("airlock: {e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("airlock: error: {e:#}");
+            Ok(ExitCode::from(125))
+        }
+    }
+}
+
+enum Failure {
+    Sandbox(airlock_sandbox::SandboxError),
+    Other(anyhow::Error),
+}
+
+impl From<airlock_sandbox::SandboxError> for Failure {
+    fn from(e: airlock_sandbox::SandboxError) -> Self {
+        Failure::Sandbox(e)
+    }
+}
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn run_inner(args: Args) -> Result<ExitCode, Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let workspace = args.workspace.clone().unwrap_or_else(|| cwd.clone());
+    let workspace = std::fs::canonicalize(&workspace)
+        .map_err(|e| anyhow::anyhow!("workspace {}: {e}", workspace.display()))?;
+    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let run_dir = if cwd.starts_with(&workspace) {
+        cwd
+    } else {
+        workspace.clone()
+    };
+
+    let mut weaker = WeakerMode::default();
+    for w in &args.weaker_mode {
+        weaker.enable(w.trim())?;
+    }
+    let (deny_read_globs, protected) = policy_lists(&workspace)?;
+
+    let mut extra_read = Vec::new();
+    if !args.no_default_read {
+        extra_read = default_read_paths();
+    }
+    extra_read.extend(args.allow_read.iter().map(|p| absolute(p)));
+    let extra_write: Vec<PathBuf> = args.allow_write.iter().map(|p| absolute(p)).collect();
+
+    let timeout = match args.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(
+                anyhow::anyhow!("--timeout must be a positive number of seconds, got {t}").into(),
+            );
+        }
+        None => None,
+    };
+    let config = SandboxConfig {
+        workspace,
+        extra_read,
+        extra_write,
+        deny_read_globs,
+        protected,
+        allow_tcp_connect_ports: Vec::new(),
+        limits: Limits {
+            timeout,
+            output_cap: args.max_output,
+            cpu_secs: args.cpu,
+            address_space: args.memory,
+            open_files: args.nofile,
+            ..Limits::default()
+        },
+        weaker,
+        tmp_base: None,
+    };
+    let sandbox = Sandbox::prepare(config)?;
+
+    let mut env_extra = Vec::new();
+    for kv in &args.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(anyhow::anyhow!("--env expects KEY=VALUE, got `{kv}`").into());
+        };
+        env_extra.push((k.to_string(), v.to_string()));
+    }
+    // Relay (and count) output only when a cap asks for it: an inherited TTY stays a TTY.
+    let relay = args.max_output.is_some();
+    let out = |fd: i32| -> Result<Stdio, Failure> {
+        if !relay {
+            return Ok(Stdio::Inherit);
+        }
+        let dup = match fd {
+            1 => std::io::stdout().as_fd().try_clone_to_owned(),
+            _ => std::io::stderr().as_fd().try_clone_to_owned(),
+        };
+        let dup: OwnedFd = dup.map_err(|e| anyhow::anyhow!("cannot duplicate fd {fd}: {e}"))?;
+        Ok(Stdio::Fd(dup))
+    };
+    let mut argv = args.command.into_iter();
+    let program = argv.next().unwrap_or_default();
+    let spec = CommandSpec {
+        program,
+        args: argv.collect(),
+        cwd: Some(run_dir),
+        env_extra,
+        stdin: Stdio::Inherit,
+        stdout: out(1)?,
+        stderr: out(2)?,
+        timeout: None,
+        output_cap: None,
+        new_session: false,
+    };
+
+    // Like system(3): while the command runs, the terminal's Ctrl-C is the command's business.
+    airlock_sandbox::ignore_terminal_signals();
+    let child = sandbox.spawn(&spec)?;
+    let report = child.wait()?;
+    drop(sandbox);
+
+    for v in &report.violations {
+        eprintln!("airlock: {v}");
+    }
+    if args.verbose {
+        eprintln!("airlock: {}", summary(&report));
+    }
+    if let Some(path) = &args.report_json {
+        std::fs::write(path, report_json(&report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    let code = report.status.code().clamp(0, 255) as u8;
+    Ok(ExitCode::from(code))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Toolchains users expect to work, read-only: cargo/rustup and git's global config.
+fn default_read_paths() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(home) = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+    {
+        for rel in [".cargo", ".rustup", ".gitconfig", ".config/git"] {
+            v.push(home.join(rel));
+        }
+    }
+    for var in ["CARGO_HOME", "RUSTUP_HOME"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            v.push(PathBuf::from(p));
+        }
+    }
+    v
+}
+
+/// Deny-read and protect lists from the layered policy. A policy that fails to load stops
+/// the command (fail closed); no policy at all means the built-in defaults.
+fn policy_lists(workspace: &Path) -> Result<(Vec<String>, Vec<String>), Failure> {
+    let dirs = match crate::dirs::Dirs::from_env() {
+        Ok(d) => d,
+        Err(_) => {
+            let deny = airlock_sandbox::DEFAULT_DENY_READ
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            return Ok((deny, Vec::new()));
+        }
+    };
+    let paths = airlock_policy::PolicyPaths {
+        workspace_root: workspace.to_path_buf(),
+        user_policy: dirs.user_policy(),
+        managed_policy: dirs.managed_policy.clone(),
+        trust_store: dirs.state.join("trust.json"),
+    };
+    let loaded =
+        airlock_policy::load(&paths).map_err(|e| anyhow::anyhow!("cannot load the policy: {e}"))?;
+    let mut deny = loaded.policy.deny_read_globs();
+    if deny.is_empty() {
+        deny = airlock_sandbox::DEFAULT_DENY_READ
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    Ok((deny, loaded.policy.protected_paths()))
+}
+
+fn summary(r: &ExecReport) -> String {
+    let out = if r.output_counted {
+        format!("{} bytes out", r.bytes_out)
+    } else {
+        "output not counted".into()
+    };
+    let killed = r
+        .killed_by
+        .map(|l| format!(", killed by {}", l.as_str()))
+        .unwrap_or_default();
+    format!(
+        "exit {} | wall {:.3}s | user {:.3}s sys {:.3}s | max RSS {} KiB | {out}{killed}",
+        r.status.code(),
+        r.wall.as_secs_f64(),
+        r.user_cpu.as_secs_f64(),
+        r.sys_cpu.as_secs_f64(),
+        r.max_rss_kb
+    )
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn report_json(r: &ExecReport) -> String {
+    let (kind, value) = match r.status {
+        airlock_sandbox::ExitStatusKind::Exited(c) => ("exited", c),
+        airlock_sandbox::ExitStatusKind::Signaled(s) => ("signaled", s),
+    };
+    let mut buf = Vec::new();
+    let violations: Vec<String> = r.violations.iter().map(|v| json_str(v)).collect();
+    let _ = write!(
+        buf,
+        "{{\"status\":{{\"kind\":\"{kind}\",\"value\":{value}}},\"exit_code\":{},\"wall_ms\":{:.3},\"user_cpu_ms\":{:.3},\"sys_cpu_ms\":{:.3},\"max_rss_kb\":{},\"bytes_out\":{},\"output_counted\":{},\"killed_by\":{},\"violations\":[{}]}}\n",
+        r.status.code(),
+        r.wall.as_secs_f64() * 1e3,
+        r.user_cpu.as_secs_f64() * 1e3,
+        r.sys_cpu.as_secs_f64() * 1e3,
+        r.max_rss_kb,
+        r.bytes_out,
+        r.output_counted,
+        r.killed_by
+            .map(|l| json_str(l.as_str()))
+            .unwrap_or_else(|| "null".into()),
+        violations.join(",")
+    );
+    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -1,0 +1,214 @@
+//! Landlock rules: directory handles opened once in [`LandlockPlan::new`], a fresh ruleset per
+//! command (cheap: one `landlock_add_rule` per handle) so that each command's private TMPDIR
+//! is the only one it can reach.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+};
+
+use crate::SandboxError;
+
+/// System directories that are readable and executable (missing ones are skipped).
+pub const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/proc",
+    "/sys",
+    "/nix/store",
+];
+
+/// Device nodes usable for reading and writing. `/dev` as a whole is not granted: `/dev/shm`
+/// must stay out of reach.
+pub const DEV_RW: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/tty",
+    "/dev/ptmx",
+];
+pub const DEV_READ: &[&str] = &["/dev/random", "/dev/urandom"];
+
+/// Files under `/etc` that only root can read; a sandbox started as root must not read them
+/// (root keeps owning them after its capabilities are dropped).
+const ETC_ROOT_SECRETS: &[&str] = &[
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "sudoers",
+    "sudoers.d",
+    "ssh",
+    "ssl",
+    "security",
+];
+
+pub(crate) struct Handle {
+    pub fd: OwnedFd,
+    pub access: BitFlags<AccessFs>,
+    #[allow(dead_code)]
+    pub path: PathBuf,
+}
+
+/// Everything needed to build a ruleset quickly.
+pub(crate) struct LandlockPlan {
+    pub abi: ABI,
+    pub handles: Vec<Handle>,
+    pub tcp_ports: Vec<u16>,
+}
+
+pub(crate) fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(f.into())
+}
+
+impl LandlockPlan {
+    pub fn new(abi_num: i32, tcp_ports: &[u16]) -> LandlockPlan {
+        LandlockPlan {
+            abi: ABI::from(abi_num),
+            handles: Vec::new(),
+            tcp_ports: tcp_ports.to_vec(),
+        }
+    }
+
+    pub fn read_exec(&self) -> BitFlags<AccessFs> {
+        AccessFs::from_read(self.abi)
+    }
+
+    pub fn all(&self) -> BitFlags<AccessFs> {
+        AccessFs::from_all(self.abi)
+    }
+
+    /// Adds a rule for `path` if it exists; rights that make no sense on a file are dropped.
+    pub fn add(&mut self, path: &Path, access: BitFlags<AccessFs>) -> Result<(), SandboxError> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(SandboxError::io("cannot stat sandbox path", path, e)),
+        };
+        let access = if meta.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(self.abi)
+        };
+        let fd =
+            open_path(path).map_err(|e| SandboxError::io("cannot open sandbox path", path, e))?;
+        self.handles.push(Handle {
+            fd,
+            access,
+            path: path.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    /// System dirs, device nodes and, when running as root, `/etc` minus root-only secrets.
+    pub fn add_system(&mut self) -> Result<(), SandboxError> {
+        let rx = self.read_exec();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        for p in SYSTEM_READ {
+            if root && *p == "/etc" {
+                let entries =
+                    std::fs::read_dir(p).map_err(|e| SandboxError::io("cannot list", *p, e))?;
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if ETC_ROOT_SECRETS.iter().any(|s| name == *s) {
+                        continue;
+                    }
+                    self.add(&entry.path(), rx)?;
+                }
+                continue;
+            }
+            self.add(Path::new(p), rx)?;
+        }
+        let dev_rw = AccessFs::ReadFile | AccessFs::WriteFile;
+        let extra = if self.abi as i32 >= 3 {
+            BitFlags::from(AccessFs::Truncate)
+        } else {
+            BitFlags::EMPTY
+        };
+        let ioctl = if self.abi as i32 >= 5 {
+            BitFlags::from(AccessFs::IoctlDev)
+        } else {
+            BitFlags::EMPTY
+        };
+        for p in DEV_RW {
+            self.add(Path::new(p), dev_rw | extra | ioctl)?;
+        }
+        for p in DEV_READ {
+            self.add(Path::new(p), BitFlags::from(AccessFs::ReadFile))?;
+        }
+        // The caller's terminal, if any: stdin/stdout are inherited anyway, but tools reopen it.
+        for fd in 0..3 {
+            if let Some(tty) = tty_path(fd) {
+                self.add(&tty, dev_rw | extra | ioctl)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a ruleset fd from the handles plus per-command `extra` handles.
+    pub fn build(
+        &self,
+        extra: &[(BorrowedFd<'_>, BitFlags<AccessFs>)],
+    ) -> Result<OwnedFd, SandboxError> {
+        let err = |e: landlock::RulesetError| SandboxError::Landlock(e.to_string());
+        let mut rs = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(self.abi))
+            .map_err(err)?;
+        if self.abi as i32 >= 4 {
+            rs = rs
+                .handle_access(AccessNet::from_all(self.abi))
+                .map_err(err)?;
+        }
+        if self.abi as i32 >= 6 {
+            rs = rs.scope(Scope::from_all(self.abi)).map_err(err)?;
+        }
+        let mut created = rs.create().map_err(err)?;
+        for h in &self.handles {
+            created = created
+                .add_rule(PathBeneath::new(h.fd.as_fd(), h.access))
+                .map_err(err)?;
+        }
+        for (fd, access) in extra {
+            created = created
+                .add_rule(PathBeneath::new(*fd, *access))
+                .map_err(err)?;
+        }
+        if self.abi as i32 >= 4 {
+            for port in &self.tcp_ports {
+                created = created
+                    .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                    .map_err(err)?;
+            }
+        }
+        let fd: Option<OwnedFd> = created.into();
+        fd.ok_or_else(|| SandboxError::Landlock("the kernel returned no ruleset".into()))
+    }
+}
+
+fn tty_path(fd: i32) -> Option<PathBuf> {
+    // SAFETY: isatty only inspects the fd.
+    if unsafe { libc::isatty(fd) } != 1 {
+        return None;
+    }
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .filter(|p| p.starts_with("/dev/pts/") || p.starts_with("/dev/tty"))
+}

@@ -1,0 +1,441 @@
+//! Protected paths and deny-read files inside the workspace.
+//!
+//! Landlock can't deny a subpath of a directory it allows, so this module provides:
+//! - a scan of the workspace that finds the deny-read matches and the existing protected paths;
+//! - the mount plan used where user namespaces work (protected paths bind-mounted read-only
+//!   over themselves, every directory between the workspace root and a protected path
+//!   self-bind-mounted so renaming it away fails with `EBUSY`, deny-read files covered by an
+//!   empty read-only file);
+//! - an integrity snapshot taken before each command and checked after the whole process tree
+//!   is dead: anything changed, created or removed under a protected path is restored and
+//!   reported. This is the only layer for protected paths that don't exist yet and, without
+//!   user namespaces, for all of them (see docs/security.md for the window this leaves).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::SandboxError;
+
+/// Always protected, relative to the workspace root.
+pub const BUILTIN_PROTECTED: &[&str] = &[
+    ".git/hooks/",
+    ".git/config",
+    ".airlock/",
+    ".envrc",
+    ".vscode/",
+    ".idea/",
+];
+
+/// Deny-read globs used when the policy gives none.
+pub const DEFAULT_DENY_READ: &[&str] = &[".env*"];
+
+/// Snapshots larger than this fail closed rather than leave a path unprotected.
+const SNAPSHOT_LIMIT: u64 = 64 << 20;
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+/// Normalises a workspace-relative path or glob (no leading `/` or `./`, no trailing `/`).
+fn clean(s: &str) -> String {
+    let s = s.trim().trim_start_matches("./").trim_start_matches('/');
+    s.trim_end_matches('/').to_string()
+}
+
+fn check_relative(s: &str) -> Result<(), SandboxError> {
+    if Path::new(s)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err(SandboxError::Config(format!(
+            "path `{s}` escapes the workspace"
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a matcher with the policy's gitignore-like semantics: a pattern without `/` matches
+/// at any depth, `*` does not cross `/`, and a match on a directory covers everything below.
+fn globset(patterns: &[String]) -> Result<GlobSet, SandboxError> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let p = clean(p);
+        if p.is_empty() {
+            continue;
+        }
+        check_relative(&p)?;
+        let base = if p.contains('/') || p.starts_with("**") {
+            p.clone()
+        } else {
+            format!("**/{p}")
+        };
+        let base = base.strip_suffix("/**").map(str::to_string).unwrap_or(base);
+        for v in [base.clone(), format!("{base}/**")] {
+            let g = GlobBuilder::new(&v)
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .map_err(|e| SandboxError::Config(format!("bad glob `{p}`: {e}")))?;
+            b.add(g);
+        }
+    }
+    b.build()
+        .map_err(|e| SandboxError::Config(format!("bad glob set: {e}")))
+}
+
+/// The protected list split into literal paths (fully protected) and other globs.
+#[derive(Debug, Clone)]
+pub(crate) struct ProtectSpec {
+    pub literals: Vec<PathBuf>,
+    pub globs: GlobSet,
+    pub has_globs: bool,
+}
+
+pub(crate) fn protect_spec(extra: &[String]) -> Result<ProtectSpec, SandboxError> {
+    let mut literals = Vec::new();
+    let mut globs = Vec::new();
+    for p in BUILTIN_PROTECTED
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+    {
+        let c = clean(&p);
+        if c.is_empty() {
+            continue;
+        }
+        check_relative(&c)?;
+        // `dir/**` protects the whole directory: treat as the literal `dir`.
+        let lit = c.strip_suffix("/**").unwrap_or(&c);
+        if has_glob(lit) {
+            globs.push(c);
+        } else if !literals.iter().any(|l: &PathBuf| l == Path::new(lit)) {
+            literals.push(PathBuf::from(lit));
+        }
+    }
+    Ok(ProtectSpec {
+        literals,
+        has_globs: !globs.is_empty(),
+        globs: globset(&globs)?,
+    })
+}
+
+/// What a walk of the workspace found.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Scan {
+    /// Deny-read matches (absolute), files or directories.
+    pub denied: Vec<(PathBuf, bool)>,
+    /// Existing paths matching a non-literal protect glob (absolute).
+    pub protected_glob_matches: Vec<PathBuf>,
+}
+
+/// Walks the workspace once (not following symlinks, not descending into `.git`).
+pub(crate) fn scan(
+    workspace: &Path,
+    deny: &[String],
+    protect: &ProtectSpec,
+) -> Result<Scan, SandboxError> {
+    let deny = globset(deny)?;
+    let mut out = Scan::default();
+    if deny.is_empty() && !protect.has_globs {
+        return Ok(out);
+    }
+    let mut stack = vec![workspace.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            // Unreadable dirs are unreadable inside the sandbox too.
+            Err(_) => continue,
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_symlink() {
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(workspace) else {
+                continue;
+            };
+            if deny.is_match(rel) {
+                out.denied.push((path, ft.is_dir()));
+                continue;
+            }
+            if protect.has_globs && protect.globs.is_match(rel) {
+                out.protected_glob_matches.push(path.clone());
+            }
+            if ft.is_dir() && rel != Path::new(".git") {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One captured file-system node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Node {
+    Missing,
+    File {
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink(PathBuf),
+    Dir {
+        mode: u32,
+        entries: BTreeMap<OsString, Node>,
+    },
+    /// Sockets, fifos, devices: only their presence is compared.
+    Other,
+}
+
+fn capture(path: &Path, budget: &mut u64) -> Result<Node, SandboxError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Node::Missing),
+        Err(e) => return Err(SandboxError::io("cannot snapshot protected path", path, e)),
+    };
+    let ft = meta.file_type();
+    let mode = meta.permissions().mode() & 0o7777;
+    if ft.is_symlink() {
+        let t = std::fs::read_link(path)
+            .map_err(|e| SandboxError::io("cannot snapshot protected path", path, e))?;
+        return Ok(Node::Symlink(t));
+    }
+    if ft.is_file() {
+        *budget = budget.checked_sub(meta.size()).ok_or_else(|| {
+            SandboxError::Config(format!(
+                "protected paths are larger than {} MiB; refusing to run",
+                SNAPSHOT_LIMIT >> 20
+            ))
+        })?;
+        let data = std::fs::read(path)
+            .map_err(|e| SandboxError::io("cannot snapshot protected path", path, e))?;
+        return Ok(Node::File { mode, data });
+    }
+    if ft.is_dir() {
+        let mut entries = BTreeMap::new();
+        let rd = std::fs::read_dir(path)
+            .map_err(|e| SandboxError::io("cannot snapshot protected path", path, e))?;
+        for e in rd {
+            let e = e.map_err(|e| SandboxError::io("cannot snapshot protected path", path, e))?;
+            entries.insert(e.file_name(), capture(&e.path(), budget)?);
+        }
+        return Ok(Node::Dir { mode, entries });
+    }
+    Ok(Node::Other)
+}
+
+/// Protected paths as they were before the command.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    workspace: PathBuf,
+    items: Vec<(PathBuf, Node)>,
+}
+
+impl Snapshot {
+    pub fn take(
+        workspace: &Path,
+        spec: &ProtectSpec,
+        glob_matches: &[PathBuf],
+    ) -> Result<Snapshot, SandboxError> {
+        let mut budget = SNAPSHOT_LIMIT;
+        let mut items = Vec::new();
+        let rels = spec.literals.iter().cloned().chain(
+            glob_matches
+                .iter()
+                .filter_map(|p| p.strip_prefix(workspace).ok().map(Path::to_path_buf)),
+        );
+        for rel in rels {
+            let abs = workspace.join(&rel);
+            // A protected path under a symlinked or non-directory ancestor (e.g. `.git` as a
+            // gitdir file in a worktree) does not exist as such; record it as missing.
+            let node = if ancestors_are_dirs(workspace, &rel) {
+                capture(&abs, &mut budget)?
+            } else {
+                Node::Missing
+            };
+            items.push((rel, node));
+        }
+        Ok(Snapshot {
+            workspace: workspace.to_path_buf(),
+            items,
+        })
+    }
+
+    /// Relative paths that exist (candidates for read-only bind mounts).
+    pub fn existing(&self) -> impl Iterator<Item = &Path> {
+        self.items
+            .iter()
+            .filter(|(_, n)| !matches!(n, Node::Missing))
+            .map(|(p, _)| p.as_path())
+    }
+
+    /// Compares with the current state and restores what changed. Must only run once every
+    /// process of the command is dead. Returns one message per restored path.
+    pub fn check_and_restore(&self) -> Vec<String> {
+        let mut violations = Vec::new();
+        for (rel, before) in &self.items {
+            let abs = self.workspace.join(rel);
+            let mut ancestors_changed = false;
+            if !matches!(before, Node::Missing) {
+                ancestors_changed = repair_ancestors(&self.workspace, rel);
+            }
+            let now = if ancestors_are_dirs(&self.workspace, rel) {
+                capture(&abs, &mut u64::MAX.clone()).unwrap_or(Node::Other)
+            } else {
+                // Something non-directory sits where an ancestor should be; when the path did
+                // not exist before, that is fine (it is not a protected path then).
+                Node::Missing
+            };
+            if now == *before && !ancestors_changed {
+                continue;
+            }
+            let what = match (before, &now) {
+                (Node::Missing, _) => "created",
+                (_, Node::Missing) => "removed",
+                _ => "modified",
+            };
+            let result = remove_any(&abs).and_then(|()| recreate(&abs, before));
+            match result {
+                Ok(()) => violations.push(format!(
+                    "protected path {} was {what}; restored",
+                    rel.display()
+                )),
+                Err(e) => violations.push(format!(
+                    "protected path {} was {what}; RESTORE FAILED: {e}",
+                    rel.display()
+                )),
+            }
+        }
+        violations
+    }
+}
+
+fn ancestors_are_dirs(workspace: &Path, rel: &Path) -> bool {
+    let mut cur = workspace.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Makes every ancestor of `rel` a real directory again (replacing symlinks/files planted by
+/// the command). Returns whether anything had to change.
+fn repair_ancestors(workspace: &Path, rel: &Path) -> bool {
+    let mut changed = false;
+    let mut cur = workspace.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                changed = true;
+                let _ = std::fs::remove_file(&cur);
+                let _ = std::fs::create_dir(&cur);
+            }
+            Err(_) => {
+                changed = true;
+                let _ = std::fs::create_dir(&cur);
+            }
+        }
+    }
+    changed
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn recreate(path: &Path, node: &Node) -> std::io::Result<()> {
+    match node {
+        Node::Missing | Node::Other => Ok(()),
+        Node::Symlink(t) => std::os::unix::fs::symlink(t, path),
+        Node::File { mode, data } => {
+            std::fs::write(path, data)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
+        }
+        Node::Dir { mode, entries } => {
+            std::fs::create_dir(path)?;
+            for (name, child) in entries {
+                recreate(&path.join(name), child)?;
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
+        }
+    }
+}
+
+/// Directories strictly between the workspace root and `rel` (shallowest first).
+pub(crate) fn between(rel: &Path) -> Vec<PathBuf> {
+    let comps: Vec<_> = rel.components().collect();
+    let mut out = Vec::new();
+    let mut cur = PathBuf::new();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        cur.push(c);
+        out.push(cur.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn deny_globs_match_at_any_depth_and_whole_dirs() {
+        let set = globset(&[".env*".into(), "secrets/**".into()]).unwrap();
+        assert!(set.is_match(".env"));
+        assert!(set.is_match("a/b/.env.local"));
+        assert!(set.is_match("secrets"));
+        assert!(set.is_match("secrets/x/y"));
+        assert!(!set.is_match("src/env.rs"));
+        assert!(!set.is_match("a/secrets"));
+    }
+
+    #[test]
+    fn protect_spec_splits_literals_and_globs() {
+        let s = protect_spec(&[".github/workflows/**".into(), "**/*.sh".into()]).unwrap();
+        assert!(s.literals.contains(&PathBuf::from(".git/hooks")));
+        assert!(s.literals.contains(&PathBuf::from(".github/workflows")));
+        assert!(s.has_globs);
+        assert!(protect_spec(&["../x".into()]).is_err());
+    }
+
+    #[test]
+    fn snapshot_restores_modified_created_and_removed() {
+        let ws = tempfile::tempdir().unwrap();
+        let w = ws.path();
+        std::fs::create_dir_all(w.join(".git/hooks")).unwrap();
+        std::fs::write(w.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(w.join(".git/hooks/pre-commit.sample"), "x").unwrap();
+        let spec = protect_spec(&[]).unwrap();
+        let snap = Snapshot::take(w, &spec, &[]).unwrap();
+        std::fs::write(w.join(".git/config"), "[core]\nfsmonitor = evil\n").unwrap();
+        std::fs::write(w.join(".git/hooks/pre-commit"), "evil").unwrap();
+        std::fs::create_dir(w.join(".vscode")).unwrap();
+        let v = snap.check_and_restore();
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert_eq!(
+            std::fs::read_to_string(w.join(".git/config")).unwrap(),
+            "[core]\n"
+        );
+        assert!(!w.join(".git/hooks/pre-commit").exists());
+        assert!(w.join(".git/hooks/pre-commit.sample").exists());
+        assert!(!w.join(".vscode").exists());
+        assert!(snap.check_and_restore().is_empty());
+    }
+}
