@@ -56,9 +56,8 @@ pub async fn serve(config: ServeConfig) -> Ending {
     .custom_method(ext_method::CANCEL, backend::Backend::cancel)
     .custom_method(ext_method::RESOLVE, backend::Backend::resolve)
     .finish();
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-        .serve(service)
-        .await;
+    let (input, output) = transport::guard(tokio::io::stdin(), tokio::io::stdout());
+    Server::new(input, output, socket).serve(service).await;
     state_task.shutdown().await;
     if shutdown_seen.load(Ordering::SeqCst) {
         Ending::Clean
