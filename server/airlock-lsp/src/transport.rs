@@ -74,6 +74,11 @@ async fn read_frame(reader: &mut (impl AsyncBufReadExt + Unpin)) -> Frame {
             continue; // stray blank line between messages
         }
         saw_header = true;
+        // Resynchronise after garbage: a header may follow leftover bytes on the same line.
+        let text = match text.to_ascii_lowercase().find("content-length:") {
+            Some(at) => &text[at..],
+            None => text,
+        };
         if let Some((name, value)) = text.split_once(':')
             && name.trim().eq_ignore_ascii_case("content-length")
         {
