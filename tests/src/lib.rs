@@ -319,6 +319,11 @@ impl Lsp {
         Ok(resp.get("result").cloned().unwrap_or(Value::Null))
     }
 
+    /// Waits for the response with this id to a request sent with [`Lsp::send_raw`].
+    pub fn wait_response_raw(&mut self, id: i64) -> Result<Value> {
+        self.wait_response(id, TIMEOUT)
+    }
+
     fn wait_response(&mut self, id: i64, timeout: Duration) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -115,6 +115,9 @@ fn garbage_framing_does_not_hang_or_panic() -> anyhow::Result<()> {
     lsp.initialize(&env.workspace_uri(), json!({}), Value::Null)?;
     lsp.send_raw(b"Content-Length: banana\r\n\r\n{}")?;
     lsp.send_raw(b"Content-Length: 2\r\n\r\n{}")?;
+    lsp.send_raw(b"Content-Length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":42}")?;
+    let invalid = lsp.wait_response_raw(7)?;
+    assert_eq!(invalid["error"]["code"], -32600, "{invalid}");
     lsp.drain_for(Duration::from_millis(300));
     // The codec resynchronises on the next header; a real request still gets an answer.
     let resp = lsp.request_raw("no/such/method", json!({}))?;

@@ -39,7 +39,13 @@ pub fn guard(
                 }
                 Frame::Invalid(reason) => {
                     tracing::warn!("discarding malformed message from the editor: {reason}");
-                    let _ = errors_tx.send(frame(&parse_error(&reason)));
+                    let _ =
+                        errors_tx.send(frame(&error_reply(-32700, "Parse error", &reason, None)));
+                }
+                Frame::NotJsonRpc(reason, id) => {
+                    tracing::warn!("discarding invalid JSON-RPC message from the editor: {reason}");
+                    let _ =
+                        errors_tx.send(frame(&error_reply(-32600, "Invalid request", reason, id)));
                 }
                 Frame::End => return, // dropping `to_server` tells tower-lsp the input ended
             }
@@ -52,7 +58,10 @@ pub fn guard(
 
 enum Frame {
     Message(Vec<u8>),
+    /// Not parseable: answered with ParseError.
     Invalid(String),
+    /// Valid JSON but not JSON-RPC: answered with InvalidRequest (echoing the id if any).
+    NotJsonRpc(&'static str, Option<serde_json::Value>),
     End,
 }
 
@@ -111,13 +120,38 @@ async fn read_frame(reader: &mut (impl AsyncBufReadExt + Unpin)) -> Frame {
         return Frame::End;
     }
     match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(_) => Frame::Message(body),
+        Ok(v) => match invalid_message(&v) {
+            None => Frame::Message(body),
+            Some(reason) => Frame::NotJsonRpc(reason, v.get("id").cloned()),
+        },
         Err(e) => Frame::Invalid(format!("invalid JSON: {e}")),
     }
 }
 
-fn parse_error(reason: &str) -> Vec<u8> {
-    let v = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {reason}")}});
+/// Why a JSON value is not a JSON-RPC 2.0 message tower-lsp can decode, if it is not.
+fn invalid_message(v: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value;
+    let Value::Object(map) = v else {
+        return Some("a JSON-RPC message must be an object");
+    };
+    if map.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+        return Some("missing \"jsonrpc\": \"2.0\"");
+    }
+    match (map.get("method"), map.get("id")) {
+        (Some(Value::String(_)), _) => {}
+        (Some(_), _) => return Some("\"method\" must be a string"),
+        (None, Some(_)) if map.contains_key("result") || map.contains_key("error") => {}
+        (None, _) => return Some("neither a request, a notification nor a response"),
+    }
+    match map.get("params") {
+        None | Some(Value::Object(_)) | Some(Value::Array(_)) | Some(Value::Null) => None,
+        Some(_) => Some("\"params\" must be an object or an array"),
+    }
+}
+
+fn error_reply(code: i32, what: &str, reason: &str, id: Option<serde_json::Value>) -> Vec<u8> {
+    let id = id.unwrap_or(serde_json::Value::Null);
+    let v = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": format!("{what}: {reason}")}});
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
@@ -138,6 +172,7 @@ async fn forward_server_frames(from_server: DuplexStream, out: mpsc::UnboundedSe
                 }
             }
             Frame::Invalid(reason) => tracing::error!("server produced an invalid frame: {reason}"),
+            Frame::NotJsonRpc(_, _) => tracing::error!("server produced an invalid frame"),
             Frame::End => return,
         }
     }
