@@ -204,7 +204,7 @@ pub fn parse(text: &str) -> Result<PolicyFile, Vec<FileError>> {
             "lock" => {
                 let lockable = lockable_keys();
                 for entry in strings(&mut ctx, "lock", value) {
-                    if lockable.iter().any(|k| *k == entry.value) {
+                    if lockable.contains(&entry.value) {
                         file.lock.push(entry);
                     } else {
                         let hint = did_you_mean(&entry.value, lockable.iter().map(String::as_str));

@@ -29,8 +29,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use editor::{
-    Completion, DiagnosticSeverity, PolicyDiagnostic, RuleCategory, add_rule, completions,
-    diagnostics, hover, loosening_diagnostics,
+    AddRuleError, Completion, DiagnosticSeverity, PolicyDiagnostic, RuleCategory, add_rule,
+    completions, diagnostics, hover, loosening_diagnostics, rule_key,
 };
 pub use eval::{DomainRule, Policy, builtin_protected_paths};
 pub use file::{FileError, MAX_POLICY_BYTES, check_text};
