@@ -69,6 +69,10 @@ pub enum ProposalError {
         first_line: usize,
         end_line: usize,
     },
+    #[error(
+        "proposal {id} changed since this decision was prepared (another decision was recorded first, or it was superseded); prepare the decision again"
+    )]
+    Stale { id: ProposalId },
     #[error("I/O error while trying to {action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -84,6 +84,16 @@ pub struct Resolution {
     /// Line edits turning `current_text` into `new_text`, sorted, non-overlapping.
     pub edits: Vec<LineEdit>,
     pub outcome: Outcome,
+    commit: Commit,
+}
+
+/// What [`Store::commit`] needs to record a planned resolution.
+#[derive(Debug, Clone)]
+struct Commit {
+    key: u64,
+    /// The record's revision the plan was computed from.
+    revision: u64,
+    record: Record,
 }
 
 /// Where one open hunk is in a text the user may have edited since the proposal was made.
@@ -104,6 +114,8 @@ struct Record {
     proposal: Proposal,
     /// The text the pending hunks' line numbers refer to.
     base_text: String,
+    /// Bumped by every commit, so a plan made before another commit is refused.
+    revision: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -204,6 +216,7 @@ impl Store {
                 Ok(p) if p.format == FORMAT => Record {
                     proposal: p.proposal,
                     base_text: p.base_text,
+                    revision: 0,
                 },
                 Ok(p) => {
                     self.warnings.push(format!(
@@ -324,18 +337,15 @@ impl Store {
             let record = Record {
                 proposal: proposal.clone(),
                 base_text: input.base_text,
+                revision: 0,
             };
             self.persist(n, &record)?;
-            self.next_id = n + 1;
             self.pending.insert(n, record);
         }
+        self.next_id = n + 1;
         if let Some(old) = previous.and_then(|p| self.pending.remove(&p)) {
             let mut old = old.proposal;
             old.state = ProposalState::Superseded;
-            if proposal.hunks.is_empty() {
-                // The id must not come back after a restart even though nothing new is stored.
-                self.next_id = n + 1;
-            }
             self.retire(old)?;
         }
         Ok(proposal)
@@ -420,10 +430,23 @@ impl Store {
         Some(splice(&cur_lines, &edits))
     }
 
-    /// Applies the user's decision. See the module docs and `docs/proposals.md` for the rules;
-    /// in short: decided hunks are rebased onto `current_text`; a hunk whose lines the user
-    /// changed is never applied but marked `conflicted`.
+    /// Applies the user's decision and records it: [`Store::plan`] then [`Store::commit`].
+    /// Use the two steps instead when the new text must reach the editor first.
     pub fn resolve(&mut self, input: ResolveInput) -> Result<Resolution> {
+        let resolution = self.plan(input)?;
+        self.commit(&resolution)?;
+        Ok(resolution)
+    }
+
+    /// Computes the user's decision without recording it. See `docs/proposals.md` for the
+    /// rules; in short: decided hunks are rebased onto `current_text`, and a hunk whose lines
+    /// the user changed is never applied but becomes `conflicted`.
+    ///
+    /// Crash- and failure-safe order for the caller: `plan`, apply `edits`/`new_text` to the
+    /// editor or disk, then `commit`. If the apply fails, drop the resolution: nothing was
+    /// recorded. If the process dies after the apply, the next `plan` finds the hunks already
+    /// in the text and counts them as accepted.
+    pub fn plan(&self, input: ResolveInput) -> Result<Resolution> {
         let key = self.key(&input.id)?;
         let rec = self
             .pending
@@ -482,20 +505,47 @@ impl Store {
             edit_diff,
             whole_file_edited: input.edited_text.is_some() && input.hunks.is_none(),
         };
-        let proposal = rec.proposal.clone();
-        if still_open == 0 {
-            self.pending.remove(&key);
-            self.retire(rec.proposal)?;
-        } else {
-            self.persist(key, &rec)?;
-            self.pending.insert(key, rec);
-        }
+        let revision = rec.revision;
         Ok(Resolution {
-            proposal,
+            proposal: rec.proposal.clone(),
             new_text,
             edits,
             outcome,
+            commit: Commit {
+                key,
+                revision,
+                record: rec,
+            },
         })
+    }
+
+    /// Records a planned resolution (persisted before returning). Fails with
+    /// [`ProposalError::Stale`] if the proposal changed since the plan (another decision was
+    /// committed, or it was superseded).
+    pub fn commit(&mut self, resolution: &Resolution) -> Result<()> {
+        let Commit {
+            key,
+            revision,
+            record,
+        } = &resolution.commit;
+        match self.pending.get(key) {
+            Some(current) if current.revision == *revision => {}
+            _ => {
+                return Err(ProposalError::Stale {
+                    id: record.proposal.id.clone(),
+                });
+            }
+        }
+        let mut record = record.clone();
+        record.revision = revision + 1;
+        if record.proposal.state == ProposalState::Resolved {
+            self.pending.remove(key);
+            self.retire(record.proposal)?;
+        } else {
+            self.persist(*key, &record)?;
+            self.pending.insert(*key, record);
+        }
+        Ok(())
     }
 
     fn key(&self, id: &ProposalId) -> Result<u64> {

@@ -487,3 +487,50 @@ fn crlf_non_ascii_and_no_final_newline_round_trip_through_resolve() {
         "end of the unterminated last line"
     );
 }
+
+#[test]
+fn plan_records_nothing_until_commit_and_stale_plans_are_refused() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let first = store
+        .plan(resolve(&p.id, Some(vec![1]), Decision::Accept, BASE))
+        .unwrap();
+    let second = store
+        .plan(resolve(&p.id, Some(vec![2]), Decision::Reject, BASE))
+        .unwrap();
+    // The editor refused the edit: dropping the plan leaves everything pending.
+    assert!(
+        store
+            .get(&p.id)
+            .unwrap()
+            .hunks
+            .iter()
+            .all(|h| h.status == HunkStatus::Pending)
+    );
+    store.commit(&first).unwrap();
+    let err = store.commit(&second).unwrap_err();
+    assert!(matches!(err, ProposalError::Stale { .. }), "{err}");
+    assert_eq!(
+        store.get(&p.id).unwrap().hunks[0].status,
+        HunkStatus::Accepted
+    );
+    // Killed after the edit reached the file but before commit: the next plan sees the
+    // hunk in the text and records it as accepted without applying it twice.
+    let applied = store
+        .plan(resolve(
+            &p.id,
+            Some(vec![2]),
+            Decision::Accept,
+            &first.new_text.clone().unwrap(),
+        ))
+        .unwrap();
+    let text = applied.new_text.clone().unwrap();
+    drop(applied);
+    let r = store
+        .resolve(resolve(&p.id, Some(vec![2]), Decision::Accept, &text))
+        .unwrap();
+    assert_eq!(r.new_text, None);
+    assert_eq!(r.outcome.hunks[0].result, HunkResult::Accepted);
+    assert_eq!(r.proposal.hunks[1].status, HunkStatus::Accepted);
+}
