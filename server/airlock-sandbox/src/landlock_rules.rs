@@ -77,6 +77,15 @@ pub(crate) fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
     Ok(f.into())
 }
 
+/// Like [`open_path`] but refuses a symlink in the last component.
+pub(crate) fn open_path_nofollow(path: &Path) -> std::io::Result<OwnedFd> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)?;
+    Ok(f.into())
+}
+
 impl LandlockPlan {
     pub fn new(abi_num: i32, tcp_ports: &[u16]) -> LandlockPlan {
         LandlockPlan {

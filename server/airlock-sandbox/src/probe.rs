@@ -110,5 +110,5 @@ pub(crate) fn userns_works() -> bool {
         return false;
     }
     static CACHE: OnceLock<bool> = OnceLock::new();
-    *CACHE.get_or_init(|| crate::spawn::try_userns_in_child())
+    *CACHE.get_or_init(crate::spawn::try_userns_in_child)
 }

@@ -228,11 +228,22 @@ fn capture(path: &Path, budget: &mut u64) -> Result<Node, SandboxError> {
     Ok(Node::Other)
 }
 
+/// An existing directory on the way to (or at) a protected path, held open so that, if the
+/// command renames it away and plants a replacement, the original can be found and put back.
+#[derive(Debug)]
+struct DirPin {
+    rel: PathBuf,
+    fd: std::os::fd::OwnedFd,
+    dev: u64,
+    ino: u64,
+}
+
 /// Protected paths as they were before the command.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Snapshot {
     workspace: PathBuf,
     items: Vec<(PathBuf, Node)>,
+    pins: Vec<DirPin>,
 }
 
 impl Snapshot {
@@ -259,10 +270,94 @@ impl Snapshot {
             };
             items.push((rel, node));
         }
+        let mut pins: Vec<DirPin> = Vec::new();
+        for (rel, node) in &items {
+            let mut dirs = between(rel);
+            if matches!(node, Node::Dir { .. }) {
+                dirs.push(rel.clone());
+            }
+            for d in dirs {
+                if pins.iter().any(|p| p.rel == d) {
+                    continue;
+                }
+                let abs = workspace.join(&d);
+                let Ok(meta) = std::fs::symlink_metadata(&abs) else {
+                    continue;
+                };
+                if !meta.file_type().is_dir() {
+                    continue;
+                }
+                let Ok(fd) = crate::landlock_rules::open_path_nofollow(&abs) else {
+                    continue;
+                };
+                pins.push(DirPin {
+                    rel: d,
+                    fd,
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                });
+            }
+        }
+        pins.sort_by_key(|p| p.rel.components().count());
         Ok(Snapshot {
             workspace: workspace.to_path_buf(),
             items,
+            pins,
         })
+    }
+
+    /// Puts renamed-away directories back where they were. The replacement the command
+    /// planted is kept next to it under a `.airlock-replaced-*` name for the user to inspect.
+    fn restore_pins(&self, violations: &mut Vec<String>) {
+        for (n, pin) in self.pins.iter().enumerate() {
+            let abs = self.workspace.join(&pin.rel);
+            if let Ok(m) = std::fs::symlink_metadata(&abs)
+                && m.dev() == pin.dev
+                && m.ino() == pin.ino
+            {
+                continue;
+            }
+            use std::os::fd::AsRawFd;
+            let link = PathBuf::from(format!("/proc/self/fd/{}", pin.fd.as_raw_fd()));
+            let now_at = match std::fs::read_link(&link) {
+                Ok(p)
+                    if p.starts_with(&self.workspace)
+                        && std::fs::symlink_metadata(&p).is_ok_and(|m| m.ino() == pin.ino) =>
+                {
+                    p
+                }
+                _ => {
+                    violations.push(format!(
+                        "protected directory {} was deleted",
+                        pin.rel.display()
+                    ));
+                    continue;
+                }
+            };
+            let mut kept = String::new();
+            if std::fs::symlink_metadata(&abs).is_ok() {
+                let mut name = abs.clone().into_os_string();
+                name.push(format!(".airlock-replaced-{}-{n}", std::process::id()));
+                let aside = PathBuf::from(name);
+                if let Err(e) = std::fs::rename(&abs, &aside) {
+                    violations.push(format!("protected directory {} was replaced; cannot move the replacement aside: {e}", pin.rel.display()));
+                    continue;
+                }
+                kept = format!(" (the replacement is kept at {})", aside.display());
+            }
+            match std::fs::rename(&now_at, &abs) {
+                Ok(()) => violations.push(format!(
+                    "protected directory {} was moved to {}; moved back{kept}",
+                    pin.rel.display(),
+                    now_at.display()
+                )),
+                Err(e) => violations.push(format!(
+                    "protected directory {} was moved to {}; RESTORE FAILED: {e}",
+                    pin.rel.display(),
+                    now_at.display()
+                )),
+            }
+        }
     }
 
     /// Relative paths that exist (candidates for read-only bind mounts).
@@ -277,6 +372,7 @@ impl Snapshot {
     /// process of the command is dead. Returns one message per restored path.
     pub fn check_and_restore(&self) -> Vec<String> {
         let mut violations = Vec::new();
+        self.restore_pins(&mut violations);
         for (rel, before) in &self.items {
             let abs = self.workspace.join(rel);
             let mut ancestors_changed = false;
@@ -298,7 +394,7 @@ impl Snapshot {
                 (_, Node::Missing) => "removed",
                 _ => "modified",
             };
-            let result = remove_any(&abs).and_then(|()| recreate(&abs, before));
+            let result = restore(&abs, before, &now);
             match result {
                 Ok(()) => violations.push(format!(
                     "protected path {} was {what}; restored",
@@ -349,6 +445,26 @@ fn repair_ancestors(workspace: &Path, rel: &Path) -> bool {
         }
     }
     changed
+}
+
+/// Brings `path` from `now` back to `before`, keeping directories that still exist (so their
+/// identity, and any directory handle held on them, survives).
+fn restore(path: &Path, before: &Node, now: &Node) -> std::io::Result<()> {
+    match (before, now) {
+        (Node::Dir { mode, entries: b }, Node::Dir { entries: n, .. }) => {
+            for name in n.keys().filter(|k| !b.contains_key(*k)) {
+                remove_any(&path.join(name))?;
+            }
+            for (name, child) in b {
+                let cur = n.get(name).unwrap_or(&Node::Missing);
+                if cur != child {
+                    restore(&path.join(name), child, cur)?;
+                }
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
+        }
+        _ => remove_any(path).and_then(|()| recreate(path, before)),
+    }
 }
 
 fn remove_any(path: &Path) -> std::io::Result<()> {
@@ -437,5 +553,27 @@ mod tests {
         assert!(w.join(".git/hooks/pre-commit.sample").exists());
         assert!(!w.join(".vscode").exists());
         assert!(snap.check_and_restore().is_empty());
+    }
+
+    #[test]
+    fn renamed_away_git_dir_is_moved_back() {
+        let ws = tempfile::tempdir().unwrap();
+        let w = ws.path();
+        std::fs::create_dir_all(w.join(".git/hooks")).unwrap();
+        std::fs::write(w.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(w.join(".git/HEAD"), "ref").unwrap();
+        let snap = Snapshot::take(w, &protect_spec(&[]).unwrap(), &[]).unwrap();
+        std::fs::rename(w.join(".git"), w.join("moved")).unwrap();
+        std::fs::write(w.join("moved/config"), "[core]\nfsmonitor = evil\n").unwrap();
+        std::fs::create_dir_all(w.join(".git/hooks")).unwrap();
+        std::fs::write(w.join(".git/config"), "[core]\n").unwrap();
+        let v = snap.check_and_restore();
+        assert!(v.iter().any(|m| m.contains("moved back")), "{v:?}");
+        assert_eq!(std::fs::read_to_string(w.join(".git/HEAD")).unwrap(), "ref");
+        assert_eq!(
+            std::fs::read_to_string(w.join(".git/config")).unwrap(),
+            "[core]\n"
+        );
+        assert!(!w.join("moved").exists());
     }
 }

@@ -574,10 +574,14 @@ fn per_entry_rules(
             if on_path.contains(&p) || denied.iter().any(|(d, _)| *d == p) {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&p) else {
+            // Never follow a symlink here: `link -> .env` would grant the denied file itself.
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
                 continue;
             };
-            let Ok(fd) = landlock_rules::open_path(&p) else {
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let Ok(fd) = landlock_rules::open_path_nofollow(&p) else {
                 continue;
             };
             out.push((
