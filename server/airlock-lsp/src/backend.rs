@@ -43,9 +43,12 @@ impl Backend {
     }
 
     pub async fn resolve(&self, params: ext::ResolveParams) -> Result<Value> {
-        self.state
+        let rx = self
+            .state
             .call(move |s| handlers::proposals::resolve(s, params))
-            .await?
+            .await?;
+        rx.await
+            .map_err(|_| tower_lsp_server::jsonrpc::Error::internal_error())?
     }
 }
 

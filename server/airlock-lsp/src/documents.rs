@@ -90,6 +90,14 @@ impl Documents {
         self.docs.keys()
     }
 
+    /// The open document for a file path. Editors spell URIs differently (percent-encoding,
+    /// `localhost`), so match on the decoded path rather than the URI string.
+    pub fn find_by_path(&self, path: &std::path::Path) -> Option<(&Uri, &Document)> {
+        self.docs
+            .iter()
+            .find(|(uri, _)| uri.to_file_path().is_some_and(|p| p == path))
+    }
+
     /// Applies one `didChange` (all its content changes, in order).
     pub fn change(
         &mut self,

@@ -66,7 +66,14 @@ pub struct State {
     pub root: Option<PathBuf>,
     pub settings: Settings,
     pub bus: Bus,
+    /// Identifies this server run in events and proposal origins.
+    pub session: String,
     pub shutting_down: bool,
+    pub proposals: Option<airlock_proposals::Store>,
+    pub agent: crate::handlers::agent::AgentState,
+    pub terminals: crate::handlers::terminals::Terminals,
+    pub approvals: crate::handlers::approvals::Approvals,
+    pub policy: crate::handlers::policy_file::PolicyState,
 }
 
 impl State {
@@ -124,11 +131,8 @@ impl StateTask {
 pub fn start(config: ServeConfig) -> (Handle, StateTask) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Task>();
     let handle = Handle { tx };
-    let bus = Bus::new(format!(
-        "s-{}-{}",
-        std::process::id(),
-        airlock_telemetry::now_ms()
-    ));
+    let session = format!("s-{}-{}", std::process::id(), airlock_telemetry::now_ms());
+    let bus = Bus::new(session.clone());
     let mut state = State {
         settings: config.user_settings.clone(),
         config,
@@ -140,7 +144,13 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
         opt_in: ClientOptIn::default(),
         root: None,
         bus,
+        session,
         shutting_down: false,
+        proposals: None,
+        agent: Default::default(),
+        terminals: Default::default(),
+        approvals: Default::default(),
+        policy: Default::default(),
     };
     state.emit(Event::new(
         EventKind::ServerStarted,

@@ -1,27 +1,453 @@
-//! `airlock/prompt`, `airlock/cancel` and the agent's lifecycle; the telemetry pump.
+//! The agent: `airlock/prompt`, `airlock/cancel`, the agent's lifecycle and its requests
+//! (`fs/*`, `session/request_permission`, `terminal/*`); the telemetry pump; `airlock/status`.
+//!
+//! Guarantees: the agent command comes only from the user's config, the editor's
+//! initializationOptions or `--agent`; every agent request is answered (possibly with an error
+//! that says why), never dropped; the agent's writes only ever become proposals; an agent crash
+//! is reported and the next prompt starts a new one; pending proposals survive it.
+//!
+//! How the agent learns what happened to its edits: `fs/write_text_file` returns as soon as the
+//! proposal is recorded (so a turn never waits on the user), and the outcomes decided since are
+//! sent at the start of the agent's next prompt (see `docs/lsp-extensions.md`).
 
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use airlock_acp::{
+    self as acp, AgentClient, AgentConfig, AgentError, AgentEvent, AgentRequest, ClientOptions,
+};
+use airlock_telemetry::{Event, EventKind};
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::*;
 
 use crate::ext;
+use crate::handlers::proposals;
 use crate::main_loop::State;
 
 pub type PromptReply = oneshot::Receiver<jsonrpc::Result<ext::PromptResult>>;
+type PromptSender = oneshot::Sender<jsonrpc::Result<ext::PromptResult>>;
 
-pub fn prompt(_state: &mut State, _params: ext::PromptParams) -> PromptReply {
+#[derive(Default)]
+pub struct AgentState {
+    phase: Phase,
+    /// Bumped on every start, so events of a dead agent are ignored.
+    generation: u64,
+    /// Prompts waiting for the agent to start.
+    queued: Vec<(String, PromptSender)>,
+    /// Outcome summaries not yet told to the agent.
+    outcomes: Vec<String>,
+    busy: bool,
+}
+
+#[derive(Default)]
+enum Phase {
+    #[default]
+    Stopped,
+    Starting,
+    Running(Arc<AgentClient>),
+    Failed(String),
+}
+
+impl AgentState {
+    fn label(&self) -> String {
+        match (&self.phase, self.busy) {
+            (Phase::Stopped, _) => "stopped".into(),
+            (Phase::Starting, _) => "starting".into(),
+            (Phase::Running(_), true) => "working".into(),
+            (Phase::Running(_), false) => "idle".into(),
+            (Phase::Failed(_), _) => "failed".into(),
+        }
+    }
+}
+
+fn internal(message: impl Into<String>) -> jsonrpc::Error {
+    jsonrpc::Error {
+        code: jsonrpc::ErrorCode::InternalError,
+        message: message.into().into(),
+        data: None,
+    }
+}
+
+/// The agent command: `--agent`, else the settings, else the embedded scripted agent.
+fn agent_config(state: &State) -> Result<AgentConfig, String> {
+    let root = state
+        .root
+        .clone()
+        .ok_or("the editor opened no workspace folder; Airlock needs one to scope the agent")?;
+    let settings = &state.settings.agent;
+    let command = match (&state.config.agent_override, settings.command.is_empty()) {
+        (Some(cmd), _) if !cmd.is_empty() => cmd.clone(),
+        (_, false) => settings.command.clone(),
+        _ => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the airlock binary: {e}"))?;
+            let mut cmd = vec![exe.display().to_string(), "agent".into(), "mock".into()];
+            if let Some(script) = &settings.script {
+                cmd.extend(["--script".into(), script.clone()]);
+            }
+            cmd
+        }
+    };
+    Ok(AgentConfig {
+        command,
+        env: settings.env.clone().into_iter().collect(),
+        cwd: root,
+    })
+}
+
+pub fn prompt(state: &mut State, params: ext::PromptParams) -> PromptReply {
     let (tx, rx) = oneshot::channel();
-    let _ = tx.send(Err(jsonrpc::Error::invalid_request()));
+    let mut event = Event::new(EventKind::Prompt, format!("{} chars", params.text.len()));
+    if state.settings.telemetry.content {
+        event = event.field("text", params.text.clone());
+    }
+    state.emit(event);
+    let mut text = params.text;
+    if !params.uris.is_empty() {
+        text.push_str("\n\nFiles in context: ");
+        text.push_str(&params.uris.join(", "));
+    }
+    if let Some(selection) = params.selection {
+        text.push_str(&format!("\n\nSelection: {selection}"));
+    }
+    match &state.agent.phase {
+        Phase::Running(client) => {
+            let client = client.clone();
+            run_prompt(state, client, text, tx);
+        }
+        Phase::Starting => state.agent.queued.push((text, tx)),
+        Phase::Stopped | Phase::Failed(_) => {
+            state.agent.queued.push((text, tx));
+            start(state);
+        }
+    }
     rx
 }
 
-pub fn cancel(_state: &mut State) -> jsonrpc::Result<Value> {
-    Ok(Value::Null)
+fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: PromptSender) {
+    let outcomes = std::mem::take(&mut state.agent.outcomes);
+    let text = if outcomes.is_empty() {
+        text
+    } else {
+        format!(
+            "[airlock] Since your last turn the user reviewed your edits:\n- {}\n\n{text}",
+            outcomes.join("\n- ")
+        )
+    };
+    state.agent.busy = true;
+    send_status(state);
+    let handle = state.handle.clone();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let result = client.prompt(&text).await;
+        handle.notify(move |state| {
+            state.agent.busy = false;
+            send_status(state);
+            let reply = match result {
+                Ok(stop) => {
+                    tracing::info!(%stop, elapsed = ?started.elapsed(), "prompt finished");
+                    Ok(ext::PromptResult {
+                        stop_reason: stop.to_string(),
+                    })
+                }
+                Err(e) => Err(internal(format!("the agent turn failed: {e}"))),
+            };
+            let _ = tx.send(reply);
+        });
+    });
 }
 
-pub fn stop(_state: &mut State) {}
+fn start(state: &mut State) {
+    let config = match agent_config(state) {
+        Ok(c) => c,
+        Err(message) => return fail_queued(state, message),
+    };
+    state.agent.generation += 1;
+    let generation = state.agent.generation;
+    state.agent.phase = Phase::Starting;
+    send_status(state);
+    let handle = state.handle.clone();
+    let root = config.cwd.clone();
+    tracing::info!(command = ?config.command, "starting agent");
+    tokio::spawn(async move {
+        let spawned = AgentClient::spawn(&config, &root, ClientOptions::default()).await;
+        match spawned {
+            Ok((client, mut events)) => {
+                let client = Arc::new(client);
+                let c = client.clone();
+                let program = config.command.first().cloned().unwrap_or_default();
+                handle.notify(move |state| on_started(state, generation, c, program));
+                while let Some(event) = events.recv().await {
+                    handle.notify(move |state| on_event(state, generation, event));
+                }
+            }
+            Err(e) => {
+                let message = format!("cannot start the agent `{}`: {e}", config.command.join(" "));
+                handle.notify(move |state| {
+                    state.agent.phase = Phase::Failed(message.clone());
+                    fail_queued(state, message);
+                });
+            }
+        }
+    });
+}
+
+fn on_started(state: &mut State, generation: u64, client: Arc<AgentClient>, program: String) {
+    if generation != state.agent.generation || state.shutting_down {
+        return;
+    }
+    let info = client
+        .agent_info()
+        .map(|i| format!("{} {}", i.name, i.version))
+        .unwrap_or_default();
+    state.emit(
+        Event::new(EventKind::AgentStarted, program)
+            .field("agent", info)
+            .field("pid", client.pid().unwrap_or(0)),
+    );
+    state.agent.phase = Phase::Running(client.clone());
+    for (text, tx) in std::mem::take(&mut state.agent.queued) {
+        run_prompt(state, client.clone(), text, tx);
+    }
+    send_status(state);
+}
+
+fn fail_queued(state: &mut State, message: String) {
+    tracing::error!("{message}");
+    if let Some(out) = state.out() {
+        out.show(MessageType::ERROR, format!("airlock: {message}"));
+    }
+    for (_, tx) in std::mem::take(&mut state.agent.queued) {
+        let _ = tx.send(Err(internal(message.clone())));
+    }
+    send_status(state);
+}
+
+pub fn cancel(state: &mut State) -> jsonrpc::Result<Value> {
+    match &state.agent.phase {
+        Phase::Running(client) => client
+            .cancel()
+            .map(|()| json!({"cancelled": true}))
+            .map_err(|e| internal(e.to_string())),
+        _ => Ok(json!({"cancelled": false, "reason": "no agent turn is running"})),
+    }
+}
+
+/// Kills the agent (shutdown, exit). Its process group dies with it.
+pub fn stop(state: &mut State) {
+    if let Phase::Running(client) = std::mem::take(&mut state.agent.phase) {
+        state.agent.generation += 1;
+        tokio::spawn(async move { client.shutdown().await });
+    }
+}
+
+pub fn queue_outcome(state: &mut State, summary: String) {
+    state.agent.outcomes.push(summary);
+}
+
+fn on_event(state: &mut State, generation: u64, event: AgentEvent) {
+    if generation != state.agent.generation {
+        // A request from an agent we already replaced: answer so nothing waits forever.
+        if let AgentEvent::Request(request) = event {
+            refuse(request, "this agent session has ended");
+        }
+        return;
+    }
+    match event {
+        AgentEvent::Update(update) => on_update(state, update),
+        AgentEvent::Request(request) => on_request(state, request),
+        AgentEvent::ProtocolError(message) => {
+            tracing::warn!("agent protocol error: {message}");
+            if let Some(out) = state.out() {
+                out.log(
+                    MessageType::WARNING,
+                    format!("airlock: the agent sent something invalid: {message}"),
+                );
+            }
+        }
+        AgentEvent::Exited {
+            code,
+            signal,
+            stderr_tail,
+        } => {
+            let how = match (code, signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (_, Some(s)) => format!("signal {s}"),
+                _ => "unknown status".into(),
+            };
+            state.emit(
+                Event::new(EventKind::AgentExited, how.clone())
+                    .field("stderr", stderr_tail.clone()),
+            );
+            let expected = state.shutting_down || matches!(state.agent.phase, Phase::Stopped);
+            state.agent.phase = Phase::Stopped;
+            state.agent.busy = false;
+            if !expected && let Some(out) = state.out() {
+                let tail = stderr_tail
+                    .lines()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                out.show(
+                    MessageType::WARNING,
+                    format!("airlock: the agent exited ({how}); pending proposals are kept and the next prompt restarts it. {tail}"),
+                );
+            }
+            send_status(state);
+        }
+    }
+}
+
+fn on_update(state: &mut State, update: acp::AgentUpdate) {
+    if state.opt_in.enabled
+        && let Some(out) = state.out()
+    {
+        out.notify::<ext::AgentUpdate>(json!({ "update": update.raw }));
+    }
+    // Every editor sees the agent talk in its log, even without the extension.
+    let line = match (&update.kind, &update.text, &update.tool_call) {
+        (acp::UpdateKind::AgentMessageChunk, Some(text), _) => Some(text.clone()),
+        (acp::UpdateKind::ToolCall, _, Some(call)) => {
+            Some(format!("[tool] {}", call.title.clone().unwrap_or_default()))
+        }
+        (acp::UpdateKind::Plan, Some(text), _) => Some(format!("[plan] {text}")),
+        _ => None,
+    };
+    if let (Some(line), Some(out)) = (line, state.out()) {
+        out.log(MessageType::INFO, format!("agent: {line}"));
+    }
+}
+
+fn refuse(request: AgentRequest, why: &str) {
+    let err = || AgentError::internal(why);
+    match request {
+        AgentRequest::ReadTextFile { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::WriteTextFile { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::RequestPermission { respond, .. } => {
+            drop(respond.send(acp::PermissionOutcome::Cancelled))
+        }
+        AgentRequest::CreateTerminal { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::TerminalOutput { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::WaitForTerminalExit { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::KillTerminal { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::ReleaseTerminal { respond, .. } => drop(respond.send(Err(err()))),
+    }
+}
+
+fn on_request(state: &mut State, request: AgentRequest) {
+    match request {
+        AgentRequest::ReadTextFile {
+            path,
+            line,
+            limit,
+            respond,
+        } => {
+            let _ = respond.send(read_for_agent(state, &path, line, limit));
+        }
+        AgentRequest::WriteTextFile {
+            path,
+            content,
+            respond,
+        } => {
+            let origin = airlock_proposals::Origin {
+                session: Some(state.session.clone()),
+                tool_call: None,
+            };
+            let result = proposals::propose(state, &path, content, origin)
+                .map(|_| ())
+                .map_err(AgentError::denied);
+            let _ = respond.send(result);
+        }
+        AgentRequest::RequestPermission {
+            tool_call,
+            options,
+            respond,
+        } => {
+            crate::handlers::approvals::ask_permission(state, tool_call, options, respond);
+        }
+        other => crate::handlers::terminals::on_request(state, other),
+    }
+}
+
+/// `fs/read_text_file`: inside the workspace, policy-checked, the editor's unsaved text, with the
+/// agent's own pending edits applied (so it sees what it wrote), `line`/`limit` honoured.
+fn read_for_agent(
+    state: &mut State,
+    path: &Path,
+    line: Option<u32>,
+    limit: Option<u32>,
+) -> Result<String, AgentError> {
+    let Some(root) = state.root.clone() else {
+        return Err(AgentError::denied("no workspace is open"));
+    };
+    let resolved = match airlock_proposals::resolve_in_workspace(&root, path) {
+        Ok(p) => p,
+        Err(e) => {
+            state.emit(
+                Event::new(EventKind::FsReadDenied, path.display().to_string())
+                    .decision("deny")
+                    .field("reason", e.to_string()),
+            );
+            return Err(AgentError::denied(e.to_string()));
+        }
+    };
+    let rel = proposals::relative(state, &resolved);
+    if let Some((rule, layer)) = crate::handlers::policy_file::read_denied(state, &resolved) {
+        state.emit(
+            Event::new(EventKind::FsReadDenied, rel.clone())
+                .decision("deny")
+                .rule(Some(rule.clone()), Some(layer)),
+        );
+        return Err(AgentError::denied(format!(
+            "reading {rel} is denied by policy rule {rule}"
+        )));
+    }
+    let (text, _) = proposals::current_text(state, &resolved)
+        .map_err(|e| AgentError::invalid_params(e.to_string()))?;
+    let Some(text) = text else {
+        state.emit(
+            Event::new(EventKind::FsRead, rel.clone())
+                .decision("allow")
+                .field("missing", true),
+        );
+        return Err(AgentError::not_found(format!("{rel} does not exist")));
+    };
+    let text = state
+        .proposals
+        .as_ref()
+        .and_then(|s| s.agent_view(&resolved, &text))
+        .unwrap_or(text);
+    state.emit(Event::new(EventKind::FsRead, rel).decision("allow"));
+    Ok(slice_lines(&text, line, limit))
+}
+
+/// ACP's `line` is 1-based; `limit` is a number of lines.
+fn slice_lines(text: &str, line: Option<u32>, limit: Option<u32>) -> String {
+    if line.is_none() && limit.is_none() {
+        return text.to_owned();
+    }
+    let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
+    let take = limit.map_or(usize::MAX, |l| l as usize);
+    text.split_inclusive('\n').skip(skip).take(take).collect()
+}
+
+pub fn send_status(state: &State) {
+    if !state.opt_in.enabled {
+        return;
+    }
+    let (pending_proposals, pending_hunks) = proposals::pending_counts(state);
+    if let Some(out) = state.out() {
+        out.notify::<ext::Status>(ext::StatusParams {
+            agent: state.agent.label(),
+            pending_proposals,
+            pending_hunks,
+        });
+    }
+}
 
 /// Moves telemetry from the bus's bounded queue to the editor, in batches, if the client opted in.
 pub fn start_telemetry_pump(state: &mut State) {
@@ -33,7 +459,7 @@ pub fn start_telemetry_pump(state: &mut State) {
     };
     let queue = airlock_telemetry::EditorQueue::new(TELEMETRY_QUEUE);
     state.bus.attach_editor(queue.clone());
-    // A plain thread: the queue blocks with a condvar, and this must never stall the runtime.
+    // A plain thread: the queue blocks on a condvar, which must never stall the async runtime.
     let spawned = std::thread::Builder::new()
         .name("airlock-telemetry".into())
         .spawn(move || {

@@ -2,8 +2,10 @@
 //! with `&mut State`; anything that must wait is spawned and reports back.
 
 pub mod agent;
+pub mod approvals;
 pub mod commands;
 pub mod lifecycle;
 pub mod policy_file;
 pub mod proposals;
+pub mod terminals;
 pub mod text_sync;
