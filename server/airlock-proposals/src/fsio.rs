@@ -21,6 +21,13 @@ pub const TEMP_MARKER: &str = ".airlock-tmp-";
 /// process may set it); a new file is created 0644 minus the umask. A symlink at `path` is
 /// followed, so the link stays a link and its target gets the content.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    write_atomic_with(path, content, true)
+}
+
+/// [`write_atomic`]; with `durable: false` the fsyncs are skipped, which keeps the
+/// old-or-new guarantee against a killed process (the page cache survives it) but not
+/// against a power loss or kernel crash.
+pub(crate) fn write_atomic_with(path: &Path, content: &[u8], durable: bool) -> Result<()> {
     let target = match std::fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_owned(),
@@ -48,11 +55,11 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
     };
 
     let tmp = temp_path(dir, &name);
-    let result = write_temp(&tmp, content, existing.as_ref())
+    let result = write_temp(&tmp, content, existing.as_ref(), durable)
         .and_then(|()| {
             std::fs::rename(&tmp, &target).map_err(|e| ProposalError::io("rename into", &target, e))
         })
-        .and_then(|()| sync_dir(dir));
+        .and_then(|()| if durable { sync_dir(dir) } else { Ok(()) });
     if result.is_err() {
         // Best effort: the error being returned is the useful one.
         let _ = std::fs::remove_file(&tmp);
@@ -66,7 +73,12 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id()))
 }
 
-fn write_temp(tmp: &Path, content: &[u8], existing: Option<&std::fs::Metadata>) -> Result<()> {
+fn write_temp(
+    tmp: &Path,
+    content: &[u8],
+    existing: Option<&std::fs::Metadata>,
+    durable: bool,
+) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -88,8 +100,10 @@ fn write_temp(tmp: &Path, content: &[u8], existing: Option<&std::fs::Metadata>) 
         file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(|e| ProposalError::io("set permissions of", tmp, e))?;
     }
-    file.sync_all()
-        .map_err(|e| ProposalError::io("fsync temp file", tmp, e))?;
+    if durable {
+        file.sync_all()
+            .map_err(|e| ProposalError::io("fsync temp file", tmp, e))?;
+    }
     Ok(())
 }
 

@@ -24,7 +24,9 @@ pub use error::{ProposalError, Result};
 pub use fsio::{TEMP_MARKER, sync_dir, write_atomic};
 pub use outcome::{HunkOutcome, HunkResult, Outcome};
 pub use path::resolve_in_workspace;
-pub use store::{Decision, HunkView, ProposeInput, Resolution, ResolveInput, Store, workspace_key};
+pub use store::{
+    Decision, HunkView, ProposeInput, Resolution, ResolveInput, Store, StoreOptions, workspace_key,
+};
 pub use text::{Limits, check_text, hash_text, read_text, text_from_bytes};
 pub use types::{
     Highlight, Hunk, HunkStatus, LineEdit, Origin, Proposal, ProposalId, ProposalState, Side,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diff::{Placement, changes, place, splice};
 use crate::error::{ProposalError, Result};
-use crate::fsio::{TEMP_MARKER, sync_dir, write_atomic};
+use crate::fsio::{TEMP_MARKER, sync_dir, write_atomic_with};
 use crate::outcome::{HunkOutcome, HunkResult, Outcome};
 use crate::path::resolve_in_workspace;
 use crate::text::{Limits, check_text, hash_text, split_lines};
@@ -133,6 +133,25 @@ struct Meta {
     next_id: u64,
 }
 
+/// Options for [`Store::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub limits: Limits,
+    /// fsync every state write (default). Without it, state survives a killed server
+    /// (`kill -9`) but not a power loss; it saves a few milliseconds per proposal on slow
+    /// disks (see docs/benchmarks.md).
+    pub durable: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            limits: Limits::default(),
+            durable: true,
+        }
+    }
+}
+
 /// Pending proposals of one workspace, persisted under a state dir.
 #[derive(Debug)]
 pub struct Store {
@@ -141,6 +160,7 @@ pub struct Store {
     meta_path: PathBuf,
     log_path: PathBuf,
     limits: Limits,
+    durable: bool,
     pending: BTreeMap<u64, Record>,
     resolved: VecDeque<Proposal>,
     next_id: u64,
@@ -152,15 +172,16 @@ impl Store {
     /// `workspace_root`, loading persisted pending proposals. `state_dir` should be specific
     /// to this workspace (e.g. `$XDG_STATE_HOME/airlock/<workspace_key(root)>`).
     pub fn open(state_dir: &Path, workspace_root: &Path) -> Result<Store> {
-        Self::open_with_limits(state_dir, workspace_root, Limits::default())
+        Self::open_with(state_dir, workspace_root, StoreOptions::default())
     }
 
-    /// [`Store::open`] with non-default size limits.
-    pub fn open_with_limits(
+    /// [`Store::open`] with non-default options.
+    pub fn open_with(
         state_dir: &Path,
         workspace_root: &Path,
-        limits: Limits,
+        options: StoreOptions,
     ) -> Result<Store> {
+        let StoreOptions { limits, durable } = options;
         let root = std::fs::canonicalize(workspace_root)
             .map_err(|e| ProposalError::io("resolve workspace root", workspace_root, e))?;
         let dir = state_dir.join("proposals");
@@ -172,6 +193,7 @@ impl Store {
             log_path: state_dir.join("resolved.jsonl"),
             dir,
             limits,
+            durable,
             pending: BTreeMap::new(),
             resolved: VecDeque::new(),
             next_id: 1,
@@ -572,7 +594,7 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &body)
+        write_atomic_with(&path, &body, self.durable)
     }
 
     /// Moves a proposal out of the pending set on disk: remember the id high-water mark
@@ -586,7 +608,7 @@ impl Store {
             path: self.meta_path.clone(),
             source,
         })?;
-        write_atomic(&self.meta_path, &meta)?;
+        write_atomic_with(&self.meta_path, &meta, self.durable)?;
         if let Ok(mut line) = serde_json::to_vec(&proposal) {
             line.push(b'\n');
             // The log is history for humans; losing its tail in a crash is acceptable, and a
@@ -600,7 +622,8 @@ impl Store {
         if let Some(n) = proposal.id.number() {
             let file = self.dir.join(format!("p-{n}.json"));
             match std::fs::remove_file(&file) {
-                Ok(()) => sync_dir(&self.dir)?,
+                Ok(()) if self.durable => sync_dir(&self.dir)?,
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(ProposalError::io("remove", &file, e)),
             }

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use airlock_proposals::{
-    Decision, Origin, ProposalId, ProposeInput, ResolveInput, Store, TEMP_MARKER, write_atomic,
+    Decision, Origin, ProposalId, ProposeInput, ResolveInput, Store, StoreOptions, TEMP_MARKER,
+    write_atomic,
 };
 
 const CHILD_ENV: &str = "AIRLOCK_PROPOSALS_FAULT_CHILD";
@@ -54,7 +55,13 @@ fn fault_child_loop() {
     };
     let dir = PathBuf::from(dir);
     let root = dir.join("ws");
-    let mut store = Store::open(&dir.join("state"), &root).unwrap();
+    // Odd rounds run without fsync: a killed process must not matter either way.
+    let durable = std::env::var("AIRLOCK_PROPOSALS_FAULT_DURABLE").as_deref() != Ok("0");
+    let options = StoreOptions {
+        durable,
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.join("state"), &root, options).unwrap();
     let mut out = std::io::stdout().lock();
     // Generations only need to differ from the previous content of a line; a clock start
     // keeps successive children apart (8 digits, to keep every line the same length).
@@ -144,6 +151,10 @@ fn kill_9_during_writes_loses_nothing() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, tmp.path())
+            .env(
+                "AIRLOCK_PROPOSALS_FAULT_DURABLE",
+                if round % 2 == 0 { "1" } else { "0" },
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_proposals::{
     Decision, HunkResult, HunkStatus, Limits, LineEdit, Origin, ProposalError, ProposalId,
-    ProposalState, ProposeInput, ResolveInput, Store,
+    ProposalState, ProposeInput, ResolveInput, Store, StoreOptions,
 };
 
 struct Env {
@@ -438,8 +438,15 @@ fn new_files_are_proposals_too() {
 #[test]
 fn guards_refuse_with_actionable_errors() {
     let env = env();
-    let mut store =
-        Store::open_with_limits(&env.state, &env.root, Limits { max_bytes: 64 }).unwrap();
+    let mut store = Store::open_with(
+        &env.state,
+        &env.root,
+        StoreOptions {
+            limits: Limits { max_bytes: 64 },
+            durable: true,
+        },
+    )
+    .unwrap();
     let input = |path: &str, new: &str| ProposeInput {
         path: path.into(),
         base_text: "a\n".into(),
