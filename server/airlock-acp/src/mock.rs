@@ -563,6 +563,9 @@ impl TurnRunner {
             }
             Step::End(reason) => return Flow::Stop(reason),
             Step::Crash(code) => {
+                // Let the SDK's writer flush what earlier steps queued, so a test sees every
+                // update sent before the crash; the SDK has no flush call to await instead.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = self.crash.send(code);
                 return Flow::Crash;
             }
