@@ -48,7 +48,7 @@ enum Phase {
     Stopped,
     Starting,
     Running(Arc<AgentClient>),
-    Failed(String),
+    Failed,
 }
 
 impl AgentState {
@@ -58,7 +58,7 @@ impl AgentState {
             (Phase::Starting, _) => "starting".into(),
             (Phase::Running(_), true) => "working".into(),
             (Phase::Running(_), false) => "idle".into(),
-            (Phase::Failed(_), _) => "failed".into(),
+            (Phase::Failed, _) => "failed".into(),
         }
     }
 }
@@ -119,7 +119,7 @@ pub fn prompt(state: &mut State, params: ext::PromptParams) -> PromptReply {
             run_prompt(state, client, text, tx);
         }
         Phase::Starting => state.agent.queued.push((text, tx)),
-        Phase::Stopped | Phase::Failed(_) => {
+        Phase::Stopped | Phase::Failed => {
             state.agent.queued.push((text, tx));
             start(state);
         }
@@ -187,7 +187,7 @@ fn start(state: &mut State) {
             Err(e) => {
                 let message = format!("cannot start the agent `{}`: {e}", config.command.join(" "));
                 handle.notify(move |state| {
-                    state.agent.phase = Phase::Failed(message.clone());
+                    state.agent.phase = Phase::Failed;
                     fail_queued(state, message);
                 });
             }
@@ -325,16 +325,30 @@ fn on_update(state: &mut State, update: acp::AgentUpdate) {
 fn refuse(request: AgentRequest, why: &str) {
     let err = || AgentError::internal(why);
     match request {
-        AgentRequest::ReadTextFile { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::WriteTextFile { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::RequestPermission { respond, .. } => {
-            drop(respond.send(acp::PermissionOutcome::Cancelled))
+        AgentRequest::ReadTextFile { respond, .. } => {
+            let _ = respond.send(Err(err()));
         }
-        AgentRequest::CreateTerminal { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::TerminalOutput { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::WaitForTerminalExit { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::KillTerminal { respond, .. } => drop(respond.send(Err(err()))),
-        AgentRequest::ReleaseTerminal { respond, .. } => drop(respond.send(Err(err()))),
+        AgentRequest::WriteTextFile { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
+        AgentRequest::RequestPermission { respond, .. } => {
+            let _ = respond.send(acp::PermissionOutcome::Cancelled);
+        }
+        AgentRequest::CreateTerminal { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
+        AgentRequest::TerminalOutput { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
+        AgentRequest::WaitForTerminalExit { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
+        AgentRequest::KillTerminal { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
+        AgentRequest::ReleaseTerminal { respond, .. } => {
+            let _ = respond.send(Err(err()));
+        }
     }
 }
 

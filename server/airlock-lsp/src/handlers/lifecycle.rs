@@ -93,9 +93,11 @@ pub fn initialized(state: &mut State) {
 
 pub fn shutdown(state: &mut State) {
     crate::handlers::agent::stop(state);
+    crate::handlers::terminals::kill_all(state);
 }
 
 /// Runs once when the state task ends: no children may outlive the server.
 pub fn on_exit(state: &mut State) {
     crate::handlers::agent::stop(state);
+    crate::handlers::terminals::kill_all(state);
 }

@@ -61,6 +61,7 @@ pub fn load_policy(state: &mut State) {
                     .field("message", w.message.clone()),
                 );
             }
+            crate::handlers::terminals::policy_changed(state);
             state.policy = PolicyState {
                 policy: Some(loaded.policy),
                 workspace_trusted: loaded.workspace_trusted,
@@ -198,26 +199,66 @@ pub fn describe(d: &Decision) -> (String, String) {
     (rule, d.layer.as_str().to_owned())
 }
 
-/// The policy's decision on a command (agent terminal or tool call).
+/// The policy's decision on a command given as argv (agent terminal).
 pub fn decide_argv(state: &State, argv: &[String]) -> Decision {
     match current(state) {
-        Some(policy) => {
-            let d = policy.decide_argv(argv);
-            d.deciding_part()
-                .map(|p| p.decision.clone())
-                .unwrap_or(Decision {
-                    verdict: d.verdict,
-                    rule: None,
-                    layer: policy::Layer::Builtin,
-                    source: None,
-                })
-        }
-        None => Decision {
-            verdict: Verdict::Ask,
-            rule: Some("no workspace".into()),
+        Some(policy) => deciding(policy.decide_argv(argv)),
+        None => no_workspace(),
+    }
+}
+
+/// The policy's decision on a shell command line (split into parts; the strictest decides).
+pub fn decide_line(state: &State, line: &str) -> Decision {
+    match current(state) {
+        Some(policy) => deciding(policy.decide_command(line)),
+        None => no_workspace(),
+    }
+}
+
+fn deciding(d: policy::CommandDecision) -> Decision {
+    d.deciding_part()
+        .map(|p| p.decision.clone())
+        .unwrap_or(Decision {
+            verdict: d.verdict,
+            rule: None,
             layer: policy::Layer::Builtin,
             source: None,
-        },
+        })
+}
+
+fn no_workspace() -> Decision {
+    Decision {
+        verdict: Verdict::Ask,
+        rule: Some("no workspace".into()),
+        layer: policy::Layer::Builtin,
+        source: None,
+    }
+}
+
+/// "Always allow" from an approval: written to the user policy layer, then reloaded.
+pub fn allow_always(state: &mut State, command_line: &str) {
+    let path = state.config.user_policy.clone();
+    match policy::add_rule(
+        &path,
+        policy::RuleCategory::Command,
+        Verdict::Allow,
+        command_line,
+    ) {
+        Ok(()) => {
+            tracing::info!(
+                "added `{command_line}` to commands.allow in {}",
+                path.display()
+            );
+            load_policy(state);
+        }
+        Err(e) => {
+            if let Some(out) = state.out() {
+                out.show(
+                    MessageType::WARNING,
+                    format!("airlock: could not save the rule: {e}"),
+                );
+            }
+        }
     }
 }
 
@@ -228,16 +269,5 @@ pub fn decide_tool_call(state: &State, call: &ToolCallInfo) -> Option<Decision> 
         return None;
     }
     let command = call.raw_input.as_ref()?.get("command")?.as_str()?;
-    let policy = current(state)?;
-    let d = policy.decide_command(command);
-    Some(
-        d.deciding_part()
-            .map(|p| p.decision.clone())
-            .unwrap_or(Decision {
-                verdict: d.verdict,
-                rule: None,
-                layer: policy::Layer::Builtin,
-                source: None,
-            }),
-    )
+    Some(decide_line(state, command))
 }
