@@ -42,8 +42,8 @@ repeat = 3
     assert_eq!(h.client.agent_info().unwrap().name, "airlock-mock");
     let reason = within("prompt", h.client.prompt("go")).await.unwrap();
     assert_eq!(reason, StopReason::EndTurn);
-    // Updates queued before the prompt response are delivered before prompt() returns? No:
-    // they are on the event channel; wait for all of them.
+    // The bridge queues every update before the prompt's answer is routed; the fake server
+    // task may still be draining them, so wait until it has.
     h.wait_for("updates", |s| s.len() >= 7).await;
     let seen = h.seen();
     let kinds: Vec<_> = seen
