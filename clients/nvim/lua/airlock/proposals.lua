@@ -1,0 +1,509 @@
+--- Inline proposals: the agent's pending hunks drawn in the buffer with extmarks, navigation
+--- between them, and decisions sent back with `airlock/resolve`.
+---
+--- Guarantees:
+--- - The buffer is never modified by this module. Until a hunk is accepted the buffer keeps the
+---   user's text (the server's truth): the lines a hunk would replace are highlighted in place
+---   (`AirlockRemoved`), the lines it would add are shown as virtual lines (`AirlockAdded`).
+---   Accepting lets the server send `workspace/applyEdit`, which Neovim applies.
+--- - Hunk positions come from `proposal.view` (where each open hunk sits in the buffer now);
+---   the extmarks then follow the user's edits until the server sends a newer view.
+--- - What is drawn is always exactly the open hunks of the latest notification of every pending
+---   proposal for the buffer: each notification redraws the buffer from scratch.
+local M = {}
+
+local api = vim.api
+M.ns = api.nvim_create_namespace('airlock.proposals')
+
+--- id -> {client_id, uri, proposal}
+M.by_id = {}
+
+local function split_lines(text)
+  if text == nil or text == '' then
+    return {}
+  end
+  local lines = vim.split(text, '\n', { plain = true })
+  if lines[#lines] == '' then
+    table.remove(lines)
+  end
+  for i, l in ipairs(lines) do
+    lines[i] = l:gsub('\r$', '')
+  end
+  return lines
+end
+M.split_lines = split_lines
+
+--- The loaded buffer showing `uri`, or nil (never creates one).
+local function buf_for_uri(uri)
+  local ok, fname = pcall(vim.uri_to_fname, uri)
+  if not ok then
+    return nil
+  end
+  local bufnr = vim.fn.bufnr(fname)
+  if bufnr > 0 and api.nvim_buf_is_loaded(bufnr) then
+    return bufnr
+  end
+  return nil
+end
+
+local function uri_of(bufnr)
+  return vim.uri_from_bufnr(bufnr)
+end
+
+--- Pending proposals for `bufnr`, oldest first.
+function M.for_buffer(bufnr)
+  local uri = uri_of(bufnr)
+  local out = {}
+  for _, entry in pairs(M.by_id) do
+    if entry.uri == uri then
+      table.insert(out, entry)
+    end
+  end
+  table.sort(out, function(a, b)
+    return (a.proposal.createdAt or '') < (b.proposal.createdAt or '')
+  end)
+  return out
+end
+
+--- Open hunks of the proposals for `bufnr` as the latest views place them:
+--- `{proposal, client_id, hunk, status, start_line, end_line}` (0-based, end exclusive).
+local function placed(bufnr)
+  local out = {}
+  for _, entry in ipairs(M.for_buffer(bufnr)) do
+    local p = entry.proposal
+    local hunks = {}
+    for _, h in ipairs(p.hunks or {}) do
+      hunks[h.id] = h
+    end
+    if type(p.view) == 'table' then
+      for _, v in ipairs(p.view) do
+        local h = hunks[v.id]
+        if h and (v.status == 'pending' or v.status == 'conflicted') then
+          table.insert(out, {
+            proposal = p.id,
+            client_id = entry.client_id,
+            hunk = h,
+            status = v.status,
+            start_line = v.startLine,
+            end_line = v.endLine,
+          })
+        end
+      end
+    else
+      -- No view (the server could not read the file): the base positions are the best guess.
+      for _, h in ipairs(p.hunks or {}) do
+        if h.status == 'pending' or h.status == 'conflicted' then
+          table.insert(out, {
+            proposal = p.id,
+            client_id = entry.client_id,
+            hunk = h,
+            status = h.status,
+            start_line = h.oldStart,
+            end_line = h.oldStart + h.oldCount,
+          })
+        end
+      end
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.start_line < b.start_line
+  end)
+  return out
+end
+
+--- Drawn hunks per buffer: bufnr -> list of {mark, proposal, client_id, hunk, status}.
+M.drawn = {}
+
+local function set_mark(bufnr, row, col, opts)
+  local ok, id = pcall(api.nvim_buf_set_extmark, bufnr, M.ns, row, col, opts)
+  if ok then
+    return id
+  end
+  return nil
+end
+
+--- Redraws every open hunk of `bufnr`.
+function M.render(bufnr)
+  if not api.nvim_buf_is_loaded(bufnr) then
+    return
+  end
+  api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
+  local drawn = {}
+  local line_count = api.nvim_buf_line_count(bufnr)
+  local hunks = placed(bufnr)
+  for i, ph in ipairs(hunks) do
+    local s, e = ph.start_line, ph.end_line
+    local conflicted = ph.status == 'conflicted'
+    local removed_hl = conflicted and 'AirlockConflict' or 'AirlockRemoved'
+    local added = {}
+    for _, l in ipairs(split_lines(ph.hunk.newText)) do
+      table.insert(added, { { l, conflicted and 'AirlockConflict' or 'AirlockAdded' } })
+    end
+    local removed_count = math.max(e - s, 0)
+    local hint = string.format(
+      ' airlock %s%d/%d  +%d -%d',
+      conflicted and 'CONFLICT ' or 'hunk ',
+      i,
+      #hunks,
+      #added,
+      removed_count
+    )
+    local mark
+    local after_anchor = false
+    if e > s and s < line_count then
+      local last = math.min(e, line_count) - 1
+      local last_len = #(api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1] or '')
+      mark = set_mark(bufnr, s, 0, {
+        end_row = last,
+        end_col = last_len,
+        hl_group = removed_hl,
+        hl_eol = true,
+        sign_text = conflicted and '!' or '-',
+        sign_hl_group = removed_hl,
+        virt_text = { { hint, 'AirlockHint' } },
+        virt_text_pos = 'eol',
+        priority = 200,
+      })
+      if #added > 0 then
+        set_mark(bufnr, last, 0, { virt_lines = added, priority = 200 })
+      end
+    else
+      -- A pure insertion before line s (or after the last line).
+      local row, above = s, true
+      if s >= line_count then
+        row, above = math.max(line_count - 1, 0), false
+        if line_count == 1 and api.nvim_buf_get_lines(bufnr, 0, 1, false)[1] == '' then
+          above = true
+        end
+        after_anchor = not above
+      end
+      mark = set_mark(bufnr, row, 0, {
+        virt_lines = added,
+        virt_lines_above = above,
+        sign_text = conflicted and '!' or '+',
+        sign_hl_group = conflicted and 'AirlockConflict' or 'AirlockAdded',
+        virt_text = { { hint, 'AirlockHint' } },
+        virt_text_pos = 'eol',
+        priority = 200,
+      })
+    end
+    if mark then
+      table.insert(drawn, {
+        mark = mark,
+        proposal = ph.proposal,
+        client_id = ph.client_id,
+        hunk = ph.hunk,
+        status = ph.status,
+        insertion = not (e > s and s < line_count),
+        after = after_anchor,
+      })
+    end
+  end
+  M.drawn[bufnr] = drawn
+end
+
+--- Hunks of `bufnr` with their current rows (they follow edits): sorted by start row.
+--- Each: `{proposal, client_id, hunk, status, row, end_row, insertion}`.
+function M.hunks(bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  local out = {}
+  for _, d in ipairs(M.drawn[bufnr] or {}) do
+    local pos = api.nvim_buf_get_extmark_by_id(bufnr, M.ns, d.mark, { details = true })
+    if pos[1] then
+      local details = pos[3] or {}
+      table.insert(out, {
+        proposal = d.proposal,
+        client_id = d.client_id,
+        hunk = d.hunk,
+        status = d.status,
+        insertion = d.insertion,
+        after = d.after,
+        row = pos[1],
+        end_row = details.end_row or pos[1],
+      })
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.row < b.row
+  end)
+  return out
+end
+
+--- The hunk whose lines contain the cursor (an insertion: its anchor line).
+function M.hunk_at_cursor(bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  for _, h in ipairs(M.hunks(bufnr)) do
+    if row >= h.row and row <= h.end_row then
+      return h
+    end
+  end
+  return nil
+end
+
+--- Moves the cursor to the next (`dir` = 1) or previous (-1) hunk.
+function M.jump(dir)
+  local bufnr = api.nvim_get_current_buf()
+  local hunks = M.hunks(bufnr)
+  if #hunks == 0 then
+    vim.notify('airlock: no pending hunks in this buffer', vim.log.levels.INFO)
+    return false
+  end
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  local target
+  if dir > 0 then
+    for _, h in ipairs(hunks) do
+      if h.row > row then
+        target = h
+        break
+      end
+    end
+    if not target and require('airlock.config').options.wrap then
+      target = hunks[1]
+    end
+  else
+    for i = #hunks, 1, -1 do
+      if hunks[i].row < row then
+        target = hunks[i]
+        break
+      end
+    end
+    if not target and require('airlock.config').options.wrap then
+      target = hunks[#hunks]
+    end
+  end
+  if not target then
+    return false
+  end
+  vim.cmd("normal! m'")
+  api.nvim_win_set_cursor(0, { target.row + 1, 0 })
+  return true
+end
+
+--- Sends `airlock/resolve`. `on_done(err, outcome)` is called after the server answered
+--- (by then any `workspace/applyEdit` has been applied).
+function M.resolve(client_id, params, on_done)
+  local client = vim.lsp.get_client_by_id(client_id)
+  if not client then
+    vim.notify('airlock: the server that made this proposal is gone', vim.log.levels.ERROR)
+    return
+  end
+  client:request('airlock/resolve', params, function(err, result)
+    if err then
+      vim.notify('airlock: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif result and result.summary then
+      vim.notify('airlock: ' .. result.summary, vim.log.levels.INFO)
+    end
+    if on_done then
+      on_done(err, result)
+    end
+  end)
+end
+
+local function no_hunk()
+  vim.notify('airlock: no pending hunk under the cursor', vim.log.levels.WARN)
+end
+
+--- Accepts the hunk under the cursor.
+function M.accept_hunk(on_done)
+  local h = M.hunk_at_cursor()
+  if not h then
+    return no_hunk()
+  end
+  M.resolve(
+    h.client_id,
+    { proposal = h.proposal, hunks = { h.hunk.id }, decision = 'accept' },
+    on_done
+  )
+end
+
+--- Asks for a reason (`vim.ui.input`) unless one is given; nil when the user cancelled.
+local function with_reason(reason, prompt, then_)
+  if reason ~= nil then
+    return then_(reason ~= '' and reason or nil)
+  end
+  vim.ui.input({ prompt = prompt }, function(input)
+    if input == nil then
+      return -- cancelled: nothing is decided
+    end
+    then_(input ~= '' and input or nil)
+  end)
+end
+
+--- Rejects the hunk under the cursor; the reason (asked with `vim.ui.input` when not given)
+--- is passed on to the agent.
+function M.reject_hunk(reason, on_done)
+  local h = M.hunk_at_cursor()
+  if not h then
+    return no_hunk()
+  end
+  with_reason(reason, 'Reject hunk, reason for the agent (optional): ', function(r)
+    M.resolve(
+      h.client_id,
+      { proposal = h.proposal, hunks = { h.hunk.id }, decision = 'reject', reason = r },
+      on_done
+    )
+  end)
+end
+
+--- Decides every open hunk of every proposal in the buffer, one proposal after the other.
+local function decide_all(bufnr, decision, reason, on_done)
+  local entries = M.for_buffer(bufnr)
+  if #entries == 0 then
+    vim.notify('airlock: no pending proposals for this buffer', vim.log.levels.INFO)
+    return
+  end
+  local i = 0
+  local function next_one(err)
+    i = i + 1
+    if err or i > #entries then
+      if on_done then
+        on_done(err)
+      end
+      return
+    end
+    local e = entries[i]
+    M.resolve(
+      e.client_id,
+      { proposal = e.proposal.id, decision = decision, reason = reason },
+      function(e2)
+        next_one(e2)
+      end
+    )
+  end
+  next_one(nil)
+end
+
+function M.accept_all(bufnr, on_done)
+  decide_all(bufnr or api.nvim_get_current_buf(), 'accept', nil, on_done)
+end
+
+function M.reject_all(bufnr, reason, on_done)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  with_reason(reason, 'Reject all, reason for the agent (optional): ', function(r)
+    decide_all(bufnr, 'reject', r, on_done)
+  end)
+end
+
+--- The buffer's text with every open hunk applied at its current position.
+function M.proposed_lines(bufnr)
+  local lines = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  if #lines == 1 and lines[1] == '' then
+    lines = {} -- an empty file: Neovim shows one empty line that is not in the text
+  end
+  local hunks = M.hunks(bufnr)
+  table.sort(hunks, function(a, b)
+    return a.row > b.row
+  end)
+  for _, h in ipairs(hunks) do
+    if h.status == 'pending' then
+      local new = split_lines(h.hunk.newText)
+      local first, count
+      if h.insertion then
+        first, count = h.after and h.row + 2 or h.row + 1, 0
+      else
+        first, count = h.row + 1, h.end_row - h.row + 1
+      end
+      for _ = 1, count do
+        table.remove(lines, first)
+      end
+      for k = #new, 1, -1 do
+        table.insert(lines, first, new[k])
+      end
+    end
+  end
+  return lines
+end
+
+--- Opens a vertical diff of the buffer against its proposed text.
+function M.diff(bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  if #M.hunks(bufnr) == 0 then
+    vim.notify('airlock: no pending hunks in this buffer', vim.log.levels.INFO)
+    return nil
+  end
+  local source_win = api.nvim_get_current_win()
+  local ft = vim.bo[bufnr].filetype
+  local name = 'airlock://proposed/' .. vim.fn.fnamemodify(api.nvim_buf_get_name(bufnr), ':.')
+  local existing = vim.fn.bufnr(name)
+  if existing > 0 then
+    api.nvim_buf_delete(existing, { force = true })
+  end
+  vim.cmd('diffthis')
+  vim.cmd('vertical rightbelow new')
+  local pbuf = api.nvim_get_current_buf()
+  vim.bo[pbuf].buftype = 'nofile'
+  vim.bo[pbuf].bufhidden = 'wipe'
+  vim.bo[pbuf].swapfile = false
+  api.nvim_buf_set_name(pbuf, name)
+  api.nvim_buf_set_lines(pbuf, 0, -1, false, M.proposed_lines(bufnr))
+  vim.bo[pbuf].modified = false
+  if ft ~= '' then
+    vim.bo[pbuf].filetype = ft
+  end
+  vim.b[pbuf].airlock_source = bufnr
+  vim.cmd('diffthis')
+  api.nvim_create_autocmd('BufWipeout', {
+    buffer = pbuf,
+    once = true,
+    callback = function()
+      if api.nvim_win_is_valid(source_win) then
+        api.nvim_win_call(source_win, function()
+          vim.cmd('diffoff')
+        end)
+      end
+    end,
+  })
+  return pbuf
+end
+
+--- `airlock/proposal`: remember the latest state and redraw the file's buffer if loaded.
+function M.on_notification(params, client_id)
+  local p = params and params.proposal
+  if type(p) ~= 'table' or not p.id then
+    return
+  end
+  local old = M.by_id[p.id]
+  if params.event == 'resolved' or (p.state and p.state ~= 'pending') then
+    M.by_id[p.id] = nil
+  else
+    M.by_id[p.id] = { client_id = client_id, uri = params.uri, proposal = p }
+  end
+  if p.supersedes and M.by_id[p.supersedes] then
+    M.by_id[p.supersedes] = nil
+  end
+  local bufnr = buf_for_uri(params.uri)
+  if bufnr then
+    M.render(bufnr)
+  end
+  if old and old.uri ~= params.uri then
+    local ob = buf_for_uri(old.uri)
+    if ob then
+      M.render(ob)
+    end
+  end
+  api.nvim_exec_autocmds('User', {
+    pattern = 'AirlockProposal',
+    modeline = false,
+    data = { event = params.event, uri = params.uri, proposal = p.id },
+  })
+end
+
+--- Forgets the proposals of a client that stopped, and clears their marks.
+function M.forget_client(client_id)
+  local uris = {}
+  for id, e in pairs(M.by_id) do
+    if e.client_id == client_id then
+      uris[e.uri] = true
+      M.by_id[id] = nil
+    end
+  end
+  for uri in pairs(uris) do
+    local b = buf_for_uri(uri)
+    if b then
+      M.render(b)
+    end
+  end
+end
+
+return M
