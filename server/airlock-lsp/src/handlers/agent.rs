@@ -113,6 +113,10 @@ pub fn prompt(state: &mut State, params: ext::PromptParams) -> PromptReply {
     if let Some(selection) = params.selection {
         text.push_str(&format!("\n\nSelection: {selection}"));
     }
+    // The agent may have died before its exit event reached us.
+    if matches!(&state.agent.phase, Phase::Running(c) if !c.is_running()) {
+        state.agent.phase = Phase::Stopped;
+    }
     match &state.agent.phase {
         Phase::Running(client) => {
             let client = client.clone();
