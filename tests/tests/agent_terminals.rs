@@ -123,6 +123,7 @@ fn agent_crash_is_reported_and_the_next_prompt_restarts_it() -> anyhow::Result<(
     let env = Env::new();
     let script = r#"
 [[turn]]
+match = "crash"
 [[turn.step]]
 message = "about to crash"
 [[turn.step]]
@@ -149,10 +150,10 @@ message = "fresh agent here"
             .is_some_and(|m| m.contains("exit code 3")),
         "{shown}"
     );
-    // The restarted agent runs its script from the top again: "crash" matches nothing, so the
-    // first unmatched turn runs — use a prompt that reaches the second turn via a new process.
+    // A new agent process answers the next prompt.
     let stop = lsp.request("airlock/prompt", json!({"text": "again"}))?;
     assert_eq!(stop["stopReason"], Value::String("end_turn".into()));
+    agent_says(&mut lsp, "fresh agent here")?;
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }
