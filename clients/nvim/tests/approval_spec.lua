@@ -1,0 +1,80 @@
+-- Approvals: the agent's session/request_permission reaches the plugin as airlock/approval and
+-- is answered through vim.ui.select (stubbed here as a user would pick). Checks the choices
+-- offered, the question shown, that the agent gets the answer, and that "allow for this
+-- session" is remembered by the server (no second question for the same subject).
+local H = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h') .. '/helpers.lua')
+
+H.run(function()
+  vim.fn.mkdir(H.ws .. '/.git', 'p')
+  local path = H.write('notes.txt', 'hello\n')
+  local script = H.script([==[
+[[turn]]
+match = "deploy"
+[[turn.step]]
+permission = "deploy the site"
+kind = "execute"
+options = ["allow_once", "allow_always", "reject_once"]
+
+[[turn]]
+match = "format"
+[[turn.step]]
+permission = "format the code"
+[[turn.step]]
+permission = "format the code"
+]==])
+
+  H.load_plugin()
+  local airlock = require('airlock')
+  airlock.setup({ cmd = { H.bin, 'serve' }, init_options = { agent = { script = script } } })
+  vim.cmd.edit(path)
+  local buf = vim.api.nvim_get_current_buf()
+  H.wait_attached(buf)
+
+  local asked = {}
+  local answers = {}
+  vim.ui.select = function(items, opts, on_choice)
+    table.insert(asked, {
+      items = vim.deepcopy(items),
+      prompt = opts.prompt,
+      labels = vim.tbl_map(opts.format_item, items),
+    })
+    on_choice(table.remove(answers, 1))
+  end
+
+  local function turn(text)
+    local stop
+    airlock.prompt(text, {
+      on_done = function(err, result)
+        stop = err and ('error: ' .. vim.inspect(err)) or result.stopReason
+      end,
+    })
+    H.wait(function()
+      return stop ~= nil
+    end, 'turn "' .. text .. '" to end')
+    H.eq('end_turn', stop, 'stop reason of "' .. text .. '"')
+  end
+
+  -- Deny: the agent is told it was rejected.
+  answers = { 'deny' }
+  turn('deploy')
+  H.eq(1, #asked, 'one question')
+  H.eq({ 'allow_once', 'allow_session', 'allow_always', 'deny' }, asked[1].items, 'choices offered')
+  H.eq({ 'Allow once', 'Allow for this session', 'Always allow', 'Deny' }, asked[1].labels, 'choice labels')
+  H.truthy(asked[1].prompt:find('deploy the site', 1, true), 'question names the subject: ' .. asked[1].prompt)
+  H.truthy(require('airlock.output').text():find('permission deploy the site: reject_once', 1, true), 'agent got the denial')
+
+  -- Allow for this session: asked once, the second identical request is answered by the server.
+  answers = { 'allow_session' }
+  turn('format')
+  H.eq(2, #asked, 'the same subject is asked once per session')
+  local out = require('airlock.output').text()
+  local _, n = out:gsub('permission format the code: allow_once', '')
+  H.eq(2, n, 'both permission requests allowed:\n' .. out)
+
+  -- Dismissing the picker (nil) answers deny.
+  answers = {}
+  turn('deploy again')
+  H.eq(3, #asked, 'asked again for deploy')
+  local _, rejected = require('airlock.output').text():gsub('permission deploy the site: reject_once', '')
+  H.eq(2, rejected, 'dismissed picker counts as deny')
+end)
