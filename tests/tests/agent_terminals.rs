@@ -80,8 +80,8 @@ fn ask_goes_to_the_user_and_deny_is_respected() -> anyhow::Result<()> {
 run = "echo"
 args = ["asked-and-allowed"]
 [[turn.step]]
-run = "printf"
-args = ["never-printed"]
+run = "mkdir"
+args = ["made-by-denied-command"]
 "#;
     let mut lsp = start(&env, script)?;
     let mut asked = 0;
