@@ -19,6 +19,7 @@ struct State {
     events: VecDeque<Event>,
     capacity: usize,
     dropped: u64,
+    total_dropped: u64,
 }
 
 /// What a consumer takes out in one go.
@@ -37,6 +38,7 @@ impl EditorQueue {
                     events: VecDeque::new(),
                     capacity: capacity.max(1),
                     dropped: 0,
+                    total_dropped: 0,
                 }),
                 Condvar::new(),
             )),
@@ -52,10 +54,25 @@ impl EditorQueue {
         if state.events.len() == state.capacity {
             state.events.pop_front();
             state.dropped += 1;
+            state.total_dropped += 1;
         }
         state.events.push_back(event);
         drop(state);
         self.inner.1.notify_one();
+    }
+
+    /// Events dropped since the queue was created.
+    pub fn total_dropped(&self) -> u64 {
+        self.state().total_dropped
+    }
+
+    /// Events waiting to be taken.
+    pub fn len(&self) -> usize {
+        self.state().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Waits up to `wait` for at least one event, then takes at most `max` events.
@@ -75,6 +92,7 @@ impl EditorQueue {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::EventKind;
 
@@ -88,6 +106,7 @@ mod tests {
         }
         let batch = q.take_batch(100, Duration::from_millis(1));
         assert_eq!(batch.dropped, 7);
+        assert_eq!(q.total_dropped(), 7);
         let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![7, 8, 9]);
         let empty = q.take_batch(100, Duration::from_millis(1));
