@@ -243,6 +243,33 @@ fn command_node(cmd: &ast::Command, depth: usize, out: &mut Vec<Part>) {
     }
 }
 
+/// Whether an "arithmetic" text looks like commands rather than arithmetic: characters
+/// arithmetic never uses, or two operands in a row (`curl x`).
+fn may_be_commands(expr: &str) -> bool {
+    let arithmetic_char = |c: char| {
+        c.is_ascii_alphanumeric() || c.is_whitespace() || "_+-*/%<>=!&|^~?:,()$[]{}#@".contains(c)
+    };
+    if !expr.chars().all(arithmetic_char) {
+        return true;
+    }
+    let operand = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let mut prev_operand = false;
+    let mut gap = false;
+    for c in expr.chars() {
+        if c.is_whitespace() {
+            gap = true;
+            continue;
+        }
+        let is_operand = operand(c);
+        if is_operand && prev_operand && gap {
+            return true;
+        }
+        prev_operand = is_operand;
+        gap = false;
+    }
+    false
+}
+
 fn has_substitution(s: &str) -> bool {
     s.contains("$(") || s.contains('`') || s.contains("<(") || s.contains(">(")
 }
@@ -287,6 +314,11 @@ fn compound_command(c: &ast::CompoundCommand, depth: usize, out: &mut Vec<Part>)
                 format!("(( {} ))", a.expr.value),
                 "arithmetic commands are not analysed",
             ));
+            // `( (cmd) )` can come back as arithmetic; reading it as commands too only adds
+            // parts, so it can only make the verdict stricter.
+            if may_be_commands(&a.expr.value) {
+                parse_into(&a.expr.value, depth + 1, out);
+            }
         }
         ast::CompoundCommand::ArithmeticForClause(f) => {
             out.push(fixed_ask(
@@ -459,6 +491,11 @@ fn pieces_into(
             }
             WordPiece::ArithmeticExpression(e) => {
                 *dynamic = true;
+                // `$(( … ))` and `$( ( … ) )` are told apart by guessing, in bash as in the
+                // parser; reading the text as commands too can only add stricter parts.
+                if may_be_commands(&e.value) {
+                    parse_into(&e.value, depth + 1, out);
+                }
                 if has_substitution(&e.value) || e.value.contains('$') {
                     out.push(fixed_ask(
                         format!("$(( {} ))", e.value),
