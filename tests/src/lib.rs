@@ -78,7 +78,7 @@ impl Env {
             .env("XDG_CONFIG_HOME", &self.config)
             .env("XDG_STATE_HOME", &self.state)
             .env("AIRLOCK_MANAGED_POLICY", &self.managed_policy)
-            .env_remove("AIRLOCK_LOG");
+            .env("AIRLOCK_LOG", if std::env::var_os("AIRLOCK_E2E_KEEP").is_some() { "debug" } else { "info" });
         cmd
     }
 
