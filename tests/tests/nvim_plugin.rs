@@ -1,0 +1,27 @@
+//! The Neovim plugin (`clients/nvim`) in a real headless Neovim against the real binary and the
+//! embedded scripted agent. The checks themselves are in `clients/nvim/tests/*_spec.lua`; each
+//! test here runs one scenario in a fresh Neovim with private XDG dirs.
+
+mod nvim_support;
+
+/// A prompt draws three hunks at lines 2/6/10; ]h/[h move; accept applies hunk 1 to the buffer;
+/// reject (reason via vim.ui.input) clears hunk 3 and the agent is told the reason next turn;
+/// :Airlock diff shows the proposed text; accept-all; statusline and :Airlock log follow.
+#[test]
+fn nvim_inline_review_accept_reject_navigate_diff() {
+    nvim_support::run_spec("review_spec.lua");
+}
+
+/// airlock/approval answered through a stubbed vim.ui.select: choices, question, deny, allow
+/// for the session (asked once), dismissed picker = deny.
+#[test]
+fn nvim_approvals_through_vim_ui_select() {
+    nvim_support::run_spec("approval_spec.lua");
+}
+
+/// :checkhealth airlock is OK (binary + version, initialize round trip, Landlock), reports a
+/// missing binary as an error, and :help airlock resolves its tags.
+#[test]
+fn nvim_checkhealth_and_help() {
+    nvim_support::run_spec("health_spec.lua");
+}
