@@ -33,6 +33,9 @@ enum Command {
     /// Agent tools: the embedded scripted ACP agent.
     #[command(subcommand)]
     Agent(cmd::agent::Command),
+    /// Verify and read the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(cmd::audit::Command),
     /// Print what this kernel supports and which protections are active.
     Doctor(cmd::doctor::Args),
 }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => cmd::exec::run(args),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Agent(command) => cmd::agent::run(command),
+        Command::Audit(command) => cmd::audit::run(command),
         Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {

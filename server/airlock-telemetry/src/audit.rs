@@ -32,6 +32,8 @@ use sha2::{Digest, Sha256};
 use crate::{Event, EventKind};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The audit directory's name inside the state directory.
+pub const DIR_NAME: &str = "audit";
 pub const HEAD_FILE: &str = "head";
 /// The head is rewritten in place, padded to this size, so a write never leaves old bytes behind.
 const HEAD_SIZE: usize = 512;

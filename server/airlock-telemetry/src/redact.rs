@@ -213,8 +213,7 @@ fn redact_tokens(text: &str) -> String {
             .is_some_and(|p| p.eq_ignore_ascii_case("bearer") || p.eq_ignore_ascii_case("basic"))
             && sep.is_empty()
             && !separator.is_empty();
-        let user_password =
-            sep == ":" && prev2_token.is_some_and(|p| p == "-u" || p == "--user");
+        let user_password = sep == ":" && prev2_token.is_some_and(|p| p == "-u" || p == "--user");
         if after_secret_name || after_bearer || user_password || looks_like_token(token) {
             out.push_str(REDACTED);
         } else {

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (or `Command`) and `run(..) -> anyhow::Result<ExitCode>`.
 
 pub mod agent;
+pub mod audit;
 pub mod doctor;
 pub mod exec;
 pub mod policy;
