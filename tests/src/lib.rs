@@ -52,10 +52,15 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("airlock-e2e-")
             .tempdir()
             .expect("tempdir");
+        // Debugging aid: AIRLOCK_E2E_KEEP=1 keeps the dirs (and debug logs) of every test.
+        if std::env::var_os("AIRLOCK_E2E_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
         let root = dir.path().canonicalize().expect("canonicalize tempdir");
         let env = Env {
             workspace: root.join("ws"),
@@ -78,7 +83,14 @@ impl Env {
             .env("XDG_CONFIG_HOME", &self.config)
             .env("XDG_STATE_HOME", &self.state)
             .env("AIRLOCK_MANAGED_POLICY", &self.managed_policy)
-            .env("AIRLOCK_LOG", if std::env::var_os("AIRLOCK_E2E_KEEP").is_some() { "debug" } else { "info" });
+            .env(
+                "AIRLOCK_LOG",
+                if std::env::var_os("AIRLOCK_E2E_KEEP").is_some() {
+                    "debug"
+                } else {
+                    "info"
+                },
+            );
         cmd
     }
 
