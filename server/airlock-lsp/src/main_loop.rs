@@ -133,6 +133,17 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
     let handle = Handle { tx };
     let session = format!("s-{}-{}", std::process::id(), airlock_telemetry::now_ms());
     let bus = Bus::new(session.clone());
+    // Telemetry sinks that need no editor: the audit log and, if configured, OTLP. Neither can
+    // stop the server; failures are logged (and the audit one reported as an event).
+    bus.open_audit(
+        &config.state_dir.join(airlock_telemetry::audit::DIR_NAME),
+        Default::default(),
+    );
+    match bus.attach_otlp_from_env() {
+        Ok(true) => tracing::info!("exporting telemetry over OTLP"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!("{err}; OTLP export is off"),
+    }
     let mut state = State {
         settings: config.user_settings.clone(),
         config,
@@ -161,6 +172,8 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
             task(&mut state);
             if state.shutting_down {
                 crate::handlers::lifecycle::on_exit(&mut state);
+                state.emit(Event::new(EventKind::ServerStopped, "exit"));
+                state.bus.shutdown();
                 break;
             }
         }

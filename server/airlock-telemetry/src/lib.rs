@@ -161,7 +161,8 @@ impl Bus {
     pub fn shutdown(&self) {
         let otlp = self.lock().otlp.take();
         if let Some(otlp) = otlp {
-            otlp.flush();
+            // Flushes what is queued, bounded in time: a Collector that is down cannot hold
+            // the exit up for long.
             otlp.shutdown();
         }
     }

@@ -77,12 +77,25 @@ impl EditorQueue {
 
     /// Waits up to `wait` for at least one event, then takes at most `max` events.
     pub fn take_batch(&self, max: usize, wait: Duration) -> Batch {
+        self.take_batch_linger(max, wait, Duration::ZERO)
+    }
+
+    /// Batching by time or count: waits up to `wait` for a first event, then up to `linger`
+    /// more for the batch to fill to `max`, then takes at most `max` events.
+    pub fn take_batch_linger(&self, max: usize, wait: Duration, linger: Duration) -> Batch {
+        let max = max.max(1);
+        let cv = &self.inner.1;
         let guard = self.state();
-        let (mut state, _) = self
-            .inner
-            .1
+        let (guard, _) = cv
             .wait_timeout_while(guard, wait, |s| s.events.is_empty() && s.dropped == 0)
             .unwrap_or_else(|p| p.into_inner());
+        let mut state = if !guard.events.is_empty() && !linger.is_zero() {
+            cv.wait_timeout_while(guard, linger, |s| s.events.len() < max)
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+        } else {
+            guard
+        };
         let n = state.events.len().min(max);
         let events = state.events.drain(..n).collect();
         let dropped = std::mem::take(&mut state.dropped);
@@ -111,5 +124,29 @@ mod tests {
         assert_eq!(seqs, vec![7, 8, 9]);
         let empty = q.take_batch(100, Duration::from_millis(1));
         assert_eq!((empty.events.len(), empty.dropped), (0, 0));
+    }
+
+    #[test]
+    fn linger_collects_a_burst_into_one_batch() {
+        let q = EditorQueue::new(100);
+        let producer = q.clone();
+        let t = std::thread::spawn(move || {
+            for i in 0..5 {
+                producer.push(Event::new(EventKind::FsRead, format!("f{i}")));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let batch = q.take_batch_linger(100, Duration::from_secs(5), Duration::from_secs(2));
+        t.join().unwrap();
+        // Time bound: the batch closes after the linger and holds the whole burst.
+        assert_eq!(batch.events.len(), 5);
+        // Count bound: a full batch is returned without waiting for the linger.
+        for _ in 0..10 {
+            q.push(Event::new(EventKind::FsRead, "x"));
+        }
+        let start = std::time::Instant::now();
+        let batch = q.take_batch_linger(4, Duration::from_secs(5), Duration::from_secs(5));
+        assert_eq!(batch.events.len(), 4);
+        assert!(start.elapsed() < Duration::from_secs(4));
     }
 }

@@ -467,31 +467,51 @@ pub fn send_status(state: &State) {
     }
 }
 
-/// Moves telemetry from the bus's bounded queue to the editor, in batches, if the client opted in.
+/// Moves telemetry from the bus's bounded queue to the editor, in batches (at most
+/// [`TELEMETRY_BATCH`] events, or what arrived within [`TELEMETRY_LINGER`]), if the client opted
+/// in. Every client, opted in or not, is told once when the audit log cannot be written.
+///
+/// Each batch is sent straight through the LSP client and its delivery awaited, not queued in
+/// the outbox: while the editor does not read its input this thread waits, the bus's bounded
+/// queue fills and drops the oldest events (reported as `dropped` in the next batch), and
+/// nothing else grows. The agent and the main loop never wait on it.
 pub fn start_telemetry_pump(state: &mut State) {
-    if !(state.opt_in.enabled && state.opt_in.telemetry) {
-        return;
-    }
-    let Some(out) = state.out().cloned() else {
+    state.bus.set_content(state.settings.telemetry.content);
+    let wants_events = state.opt_in.enabled && state.opt_in.telemetry;
+    let (Some(queue), Some(client), Some(out)) = (
+        state.bus.editor_queue(),
+        state.client.clone(),
+        state.out().cloned(),
+    ) else {
         return;
     };
-    let queue = airlock_telemetry::EditorQueue::new(TELEMETRY_QUEUE);
-    state.bus.attach_editor(queue.clone());
+    let runtime = tokio::runtime::Handle::current();
     // A plain thread: the queue blocks on a condvar, which must never stall the async runtime.
     let spawned = std::thread::Builder::new()
         .name("airlock-telemetry".into())
         .spawn(move || {
             loop {
-                let batch = queue.take_batch(TELEMETRY_BATCH, Duration::from_millis(200));
-                if batch.events.is_empty() && batch.dropped == 0 {
+                let batch = queue.take_batch_linger(
+                    TELEMETRY_BATCH,
+                    Duration::from_millis(500),
+                    TELEMETRY_LINGER,
+                );
+                if let Some(e) = batch.events.iter().find(|e| e.kind == EventKind::AuditError) {
+                    let why = e.fields.get("error").and_then(Value::as_str).unwrap_or("");
+                    out.show(
+                        MessageType::WARNING,
+                        format!("airlock: the audit log cannot be written ({why}); Airlock goes on without it and counts the lost records"),
+                    );
+                }
+                if !wants_events || (batch.events.is_empty() && batch.dropped == 0) {
                     continue;
                 }
-                out.notify::<ext::Telemetry>(ext::TelemetryParams {
-                    events: batch.events,
-                    dropped: batch.dropped,
-                });
-                // Coalesce bursts into fewer notifications.
-                std::thread::sleep(Duration::from_millis(50));
+                runtime.block_on(client.send_notification::<ext::Telemetry>(
+                    ext::TelemetryParams {
+                        events: batch.events,
+                        dropped: batch.dropped,
+                    },
+                ));
             }
         });
     if let Err(err) = spawned {
@@ -499,5 +519,5 @@ pub fn start_telemetry_pump(state: &mut State) {
     }
 }
 
-const TELEMETRY_QUEUE: usize = 4096;
 const TELEMETRY_BATCH: usize = 256;
+const TELEMETRY_LINGER: Duration = Duration::from_millis(50);
