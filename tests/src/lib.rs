@@ -288,7 +288,7 @@ impl Lsp {
 
     pub fn dump(&self) -> String {
         let t = self.transcript.lock().expect("lock");
-        let start = t.len().saturating_sub(60);
+        let start = t.len().saturating_sub(400);
         t[start..].join("\n")
     }
 

@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 /// Largest message accepted from the editor; larger ones are skipped with an error reply.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// Frames waiting for stdout.
+const OUT_FRAMES: usize = 64;
+
 /// Returns the (input, output) pair to give to `tower_lsp_server::Server::new`.
 pub fn guard(
     stdin: impl AsyncRead + Unpin + Send + 'static,
@@ -23,7 +26,9 @@ pub fn guard(
 ) -> (DuplexStream, DuplexStream) {
     let (server_in, mut to_server) = tokio::io::duplex(1 << 16);
     let (from_server, server_out) = tokio::io::duplex(1 << 16);
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    // Bounded: when the editor stops reading, backpressure reaches tower-lsp's client (and the
+    // telemetry pump, which then drops and counts) instead of frames piling up here.
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(OUT_FRAMES);
     let errors_tx = out_tx.clone();
     tokio::spawn(async move {
         let mut reader = BufReader::new(stdin);
@@ -39,13 +44,15 @@ pub fn guard(
                 }
                 Frame::Invalid(reason) => {
                     tracing::warn!("discarding malformed message from the editor: {reason}");
-                    let _ =
-                        errors_tx.send(frame(&error_reply(-32700, "Parse error", &reason, None)));
+                    let _ = errors_tx
+                        .send(frame(&error_reply(-32700, "Parse error", &reason, None)))
+                        .await;
                 }
                 Frame::NotJsonRpc(reason, id) => {
                     tracing::warn!("discarding invalid JSON-RPC message from the editor: {reason}");
-                    let _ =
-                        errors_tx.send(frame(&error_reply(-32600, "Invalid request", reason, id)));
+                    let _ = errors_tx
+                        .send(frame(&error_reply(-32600, "Invalid request", reason, id)))
+                        .await;
                 }
                 Frame::End => return, // dropping `to_server` tells tower-lsp the input ended
             }
@@ -162,12 +169,12 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 /// Copies complete frames from tower-lsp into the writer's queue.
-async fn forward_server_frames(from_server: DuplexStream, out: mpsc::UnboundedSender<Vec<u8>>) {
+async fn forward_server_frames(from_server: DuplexStream, out: mpsc::Sender<Vec<u8>>) {
     let mut reader = BufReader::new(from_server);
     loop {
         match read_frame(&mut reader).await {
             Frame::Message(body) => {
-                if out.send(frame(&body)).is_err() {
+                if out.send(frame(&body)).await.is_err() {
                     return;
                 }
             }
@@ -179,10 +186,7 @@ async fn forward_server_frames(from_server: DuplexStream, out: mpsc::UnboundedSe
 }
 
 /// The only writer of stdout: whole frames, one at a time.
-async fn write_frames(
-    mut stdout: impl AsyncWrite + Unpin,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
+async fn write_frames(mut stdout: impl AsyncWrite + Unpin, mut frames: mpsc::Receiver<Vec<u8>>) {
     while let Some(bytes) = frames.recv().await {
         if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
             return;

@@ -19,7 +19,7 @@ use airlock_acp::{
 };
 use airlock_telemetry::{Event, EventKind};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::*;
 
@@ -40,6 +40,8 @@ pub struct AgentState {
     /// Outcome summaries not yet told to the agent.
     outcomes: Vec<String>,
     busy: bool,
+    /// Where a finished turn reports, behind the agent's events (see `start`).
+    turn_end: Option<mpsc::UnboundedSender<Box<dyn FnOnce(&mut State) + Send>>>,
 }
 
 #[derive(Default)]
@@ -144,10 +146,11 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
     state.agent.busy = true;
     send_status(state);
     let handle = state.handle.clone();
+    let turn_end = state.agent.turn_end.clone();
     let started = Instant::now();
     tokio::spawn(async move {
         let result = client.prompt(&text).await;
-        handle.notify(move |state| {
+        let finish = move |state: &mut State| {
             state.agent.busy = false;
             send_status(state);
             let reply = match result {
@@ -160,7 +163,17 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
                 Err(e) => Err(internal(format!("the agent turn failed: {e}"))),
             };
             let _ = tx.send(reply);
-        });
+        };
+        // Through the event forwarder, so the turn ends after the updates the agent sent before
+        // answering reach the editor. Once the forwarder is gone (agent exited), directly.
+        let finish: Box<dyn FnOnce(&mut State) + Send> = Box::new(finish);
+        let unsent = match turn_end {
+            Some(t) => t.send(finish).err().map(|e| e.0),
+            None => Some(finish),
+        };
+        if let Some(finish) = unsent {
+            handle.notify(finish);
+        }
     });
 }
 
@@ -183,9 +196,23 @@ fn start(state: &mut State) {
                 let client = Arc::new(client);
                 let c = client.clone();
                 let program = config.command.first().cloned().unwrap_or_default();
-                handle.notify(move |state| on_started(state, generation, c, program));
-                while let Some(event) = events.recv().await {
-                    handle.notify(move |state| on_event(state, generation, event));
+                let (turn_end, mut turn_ends) =
+                    mpsc::unbounded_channel::<Box<dyn FnOnce(&mut State) + Send>>();
+                handle.notify(move |state| on_started(state, generation, c, program, turn_end));
+                // Agent events first: an update sent before the turn's answer is shown before it.
+                loop {
+                    tokio::select! {
+                        biased;
+                        event = events.recv() => match event {
+                            Some(event) => handle.notify(move |state| on_event(state, generation, event)),
+                            None => break,
+                        },
+                        Some(finish) = turn_ends.recv() => handle.notify(finish),
+                    }
+                }
+                turn_ends.close();
+                while let Ok(finish) = turn_ends.try_recv() {
+                    handle.notify(finish);
                 }
             }
             Err(e) => {
@@ -199,7 +226,13 @@ fn start(state: &mut State) {
     });
 }
 
-fn on_started(state: &mut State, generation: u64, client: Arc<AgentClient>, program: String) {
+fn on_started(
+    state: &mut State,
+    generation: u64,
+    client: Arc<AgentClient>,
+    program: String,
+    turn_end: mpsc::UnboundedSender<Box<dyn FnOnce(&mut State) + Send>>,
+) {
     if generation != state.agent.generation || state.shutting_down {
         return;
     }
@@ -213,6 +246,7 @@ fn on_started(state: &mut State, generation: u64, client: Arc<AgentClient>, prog
             .field("pid", client.pid().unwrap_or(0)),
     );
     state.agent.phase = Phase::Running(client.clone());
+    state.agent.turn_end = Some(turn_end);
     for (text, tx) in std::mem::take(&mut state.agent.queued) {
         run_prompt(state, client.clone(), text, tx);
     }
