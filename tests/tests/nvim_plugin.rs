@@ -25,3 +25,11 @@ fn nvim_approvals_through_vim_ui_select() {
 fn nvim_checkhealth_and_help() {
     nvim_support::run_spec("health_spec.lua");
 }
+
+/// A file opened after its proposal is drawn on attach; an overlapping user edit leaves the
+/// hunk conflicted (drawn as such, user text kept); a proposed new file is drawn and can be
+/// rejected; the prompt buffer sends what is typed.
+#[test]
+fn nvim_late_open_conflict_new_file_prompt_buffer() {
+    nvim_support::run_spec("more_spec.lua");
+}

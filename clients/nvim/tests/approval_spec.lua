@@ -59,9 +59,19 @@ permission = "format the code"
   turn('deploy')
   H.eq(1, #asked, 'one question')
   H.eq({ 'allow_once', 'allow_session', 'allow_always', 'deny' }, asked[1].items, 'choices offered')
-  H.eq({ 'Allow once', 'Allow for this session', 'Always allow', 'Deny' }, asked[1].labels, 'choice labels')
-  H.truthy(asked[1].prompt:find('deploy the site', 1, true), 'question names the subject: ' .. asked[1].prompt)
-  H.truthy(require('airlock.output').text():find('permission deploy the site: reject_once', 1, true), 'agent got the denial')
+  H.eq(
+    { 'Allow once', 'Allow for this session', 'Always allow', 'Deny' },
+    asked[1].labels,
+    'choice labels'
+  )
+  H.truthy(
+    asked[1].prompt:find('deploy the site', 1, true),
+    'question names the subject: ' .. asked[1].prompt
+  )
+  H.truthy(
+    require('airlock.output').text():find('permission deploy the site: reject_once', 1, true),
+    'agent got the denial'
+  )
 
   -- Allow for this session: asked once, the second identical request is answered by the server.
   answers = { 'allow_session' }
@@ -75,6 +85,7 @@ permission = "format the code"
   answers = {}
   turn('deploy again')
   H.eq(3, #asked, 'asked again for deploy')
-  local _, rejected = require('airlock.output').text():gsub('permission deploy the site: reject_once', '')
+  local _, rejected =
+    require('airlock.output').text():gsub('permission deploy the site: reject_once', '')
   H.eq(2, rejected, 'dismissed picker counts as deny')
 end)

@@ -23,7 +23,10 @@ H.run(function()
   require('airlock').setup({ cmd = { H.dir .. '/no-such-airlock', 'serve' }, enable = false })
   vim.cmd('checkhealth airlock')
   local bad = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
-  H.truthy(bad:find('ERROR `[^`]*no%-such%-airlock` not found'), 'missing binary reported:\n' .. bad)
+  H.truthy(
+    bad:find('ERROR `[^`]*no%-such%-airlock` not found'),
+    'missing binary reported:\n' .. bad
+  )
 
   -- :help airlock from the shipped doc (helptags generated as a plugin manager does).
   local doc = H.dir .. '/doc'
@@ -31,10 +34,21 @@ H.run(function()
   vim.fn.writefile(vim.fn.readfile(H.plugin_dir .. '/doc/airlock.txt'), doc .. '/airlock.txt')
   vim.opt.runtimepath:append(H.dir)
   vim.cmd('helptags ' .. vim.fn.fnameescape(doc))
-  for _, tag in ipairs({ 'airlock', 'airlock-setup', 'airlock-commands', 'airlock-keymaps', ':Airlock', 'airlock-health', 'airlock.statusline()' }) do
+  for _, tag in ipairs({
+    'airlock',
+    'airlock-setup',
+    'airlock-commands',
+    'airlock-keymaps',
+    ':Airlock',
+    'airlock-health',
+    'airlock.statusline()',
+  }) do
     vim.cmd('help ' .. tag)
     H.eq('help', vim.bo.buftype, ':help ' .. tag)
-    H.truthy(vim.fn.expand('%:t') == 'airlock.txt', ':help ' .. tag .. ' opened ' .. vim.fn.expand('%'))
+    H.truthy(
+      vim.fn.expand('%:t') == 'airlock.txt',
+      ':help ' .. tag .. ' opened ' .. vim.fn.expand('%')
+    )
     vim.cmd('helpclose')
   end
 end)

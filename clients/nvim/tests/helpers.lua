@@ -82,7 +82,14 @@ end
 
 function H.eq(expected, actual, what)
   if not vim.deep_equal(expected, actual) then
-    H.fail(string.format('%s:\n  expected: %s\n  actual:   %s', what, vim.inspect(expected), vim.inspect(actual)))
+    H.fail(
+      string.format(
+        '%s:\n  expected: %s\n  actual:   %s',
+        what,
+        vim.inspect(expected),
+        vim.inspect(actual)
+      )
+    )
   end
 end
 

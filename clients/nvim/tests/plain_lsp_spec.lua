@@ -10,7 +10,12 @@ local AGENT = 'fn one() {\n    100\n}\n\nfn two() {\n    200\n}\n\nfn three() {\
 H.run(function()
   H.truthy(not package.loaded['airlock'] and vim.fn.exists(':Airlock') == 0, 'no plugin loaded')
   local path = H.write('src/lib.rs', BASE)
-  local script = H.script(string.format('[[turn]]\n[[turn.step]]\nwrite = "src/lib.rs"\ncontent = %s\n', H.toml_str(AGENT)))
+  local script = H.script(
+    string.format(
+      '[[turn]]\n[[turn.step]]\nwrite = "src/lib.rs"\ncontent = %s\n',
+      H.toml_str(AGENT)
+    )
+  )
   vim.cmd.edit(path)
   local buf = vim.api.nvim_get_current_buf()
   local id = assert(vim.lsp.start({
@@ -27,9 +32,14 @@ H.run(function()
 
   -- Prompt through the standard command.
   local done
-  client:request('workspace/executeCommand', { command = 'airlock.prompt', arguments = { 'fix the numbers' } }, function(err)
-    done = err and vim.inspect(err) or 'ok'
-  end, buf)
+  client:request(
+    'workspace/executeCommand',
+    { command = 'airlock.prompt', arguments = { 'fix the numbers' } },
+    function(err)
+      done = err and vim.inspect(err) or 'ok'
+    end,
+    buf
+  )
   H.wait(function()
     return done ~= nil
   end, 'airlock.prompt to finish')
@@ -50,10 +60,17 @@ H.run(function()
   H.wait(function()
     return #airlock_diags() == 3
   end, 'three airlock diagnostics')
-  H.eq({ 1, 5, 9 }, vim.tbl_map(function(d)
-    return d.lnum
-  end, airlock_diags()), 'diagnostic lines')
-  H.truthy(airlock_diags()[1].message:find('+     100', 1, true), 'message previews the new line: ' .. airlock_diags()[1].message)
+  H.eq(
+    { 1, 5, 9 },
+    vim.tbl_map(function(d)
+      return d.lnum
+    end, airlock_diags()),
+    'diagnostic lines'
+  )
+  H.truthy(
+    airlock_diags()[1].message:find('+     100', 1, true),
+    'message previews the new line: ' .. airlock_diags()[1].message
+  )
 
   -- The code actions at hunk 1, as vim.lsp.buf.code_action asks for them.
   local function actions_at(line)
@@ -68,10 +85,19 @@ H.run(function()
   local titles = vim.tbl_map(function(a)
     return a.title
   end, actions_at(1))
-  for _, want in ipairs({ 'Accept hunk 1 of 3', 'Reject hunk 1 of 3', 'Accept all in file', 'Reject all in file', 'Preview proposal' }) do
-    H.truthy(vim.iter(titles):any(function(t)
-      return vim.startswith(t, want)
-    end), want .. ' missing from ' .. vim.inspect(titles))
+  for _, want in ipairs({
+    'Accept hunk 1 of 3',
+    'Reject hunk 1 of 3',
+    'Accept all in file',
+    'Reject all in file',
+    'Preview proposal',
+  }) do
+    H.truthy(
+      vim.iter(titles):any(function(t)
+        return vim.startswith(t, want)
+      end),
+      want .. ' missing from ' .. vim.inspect(titles)
+    )
   end
 
   -- Accept hunk 1 the way a user does: vim.lsp.buf.code_action, filtered to the one action.
@@ -97,7 +123,12 @@ H.run(function()
   H.truthy(reject3 and reject3.command, 'Reject hunk 3 action with a command')
   local args = vim.deepcopy(reject3.command.arguments)
   args[3] = 'keep three'
-  local r = client:request_sync('workspace/executeCommand', { command = reject3.command.command, arguments = args }, 5000, buf)
+  local r = client:request_sync(
+    'workspace/executeCommand',
+    { command = reject3.command.command, arguments = args },
+    5000,
+    buf
+  )
   H.truthy(r and not r.err, 'reject failed: ' .. vim.inspect(r))
   H.wait(function()
     return #airlock_diags() == 1
@@ -109,7 +140,12 @@ H.run(function()
     return a.title == 'Accept all in file'
   end)
   H.truthy(all, 'Accept all in file action')
-  local r2 = client:request_sync('workspace/executeCommand', { command = all.command.command, arguments = all.command.arguments }, 5000, buf)
+  local r2 = client:request_sync(
+    'workspace/executeCommand',
+    { command = all.command.command, arguments = all.command.arguments },
+    5000,
+    buf
+  )
   H.truthy(r2 and not r2.err, 'accept all failed: ' .. vim.inspect(r2))
   local final = after1:gsub('    2\n', '    200\n', 1)
   H.wait(function()

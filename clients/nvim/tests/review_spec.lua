@@ -56,7 +56,8 @@ message = "nothing to report"
   H.eq(BASE, H.buf_text(buf), 'the buffer keeps the user text until accept')
 
   -- Added lines are virtual lines under the replaced line, replaced lines are highlighted.
-  local marks = vim.api.nvim_buf_get_extmarks(buf, require('airlock.proposals').ns, 0, -1, { details = true })
+  local marks =
+    vim.api.nvim_buf_get_extmarks(buf, require('airlock.proposals').ns, 0, -1, { details = true })
   local virt, removed_hl = {}, {}
   for _, m in ipairs(marks) do
     for _, vl in ipairs(m[4].virt_lines or {}) do
@@ -66,7 +67,11 @@ message = "nothing to report"
       table.insert(removed_hl, m[2])
     end
   end
-  H.eq({ { 1, '    100', 'AirlockAdded' }, { 5, '    200', 'AirlockAdded' }, { 9, '    300', 'AirlockAdded' } }, virt, 'virtual lines')
+  H.eq({
+    { 1, '    100', 'AirlockAdded' },
+    { 5, '    200', 'AirlockAdded' },
+    { 9, '    300', 'AirlockAdded' },
+  }, virt, 'virtual lines')
   H.eq({ 1, 5, 9 }, removed_hl, 'rows highlighted as replaced')
 
   -- The output split shows the agent's message; the statusline counts the hunks.
@@ -99,9 +104,13 @@ message = "nothing to report"
   end, 'two hunks left after accept')
   H.eq(BASE:gsub('    1\n', '    100\n', 1), H.buf_text(buf), 'buffer after accepting hunk 1')
   H.eq(BASE, H.read(path), 'an open buffer is not written behind the user')
-  H.eq({ 5, 9 }, vim.tbl_map(function(h)
-    return h.row
-  end, airlock.hunks(buf)), 'remaining hunk rows')
+  H.eq(
+    { 5, 9 },
+    vim.tbl_map(function(h)
+      return h.row
+    end, airlock.hunks(buf)),
+    'remaining hunk rows'
+  )
 
   -- Reject hunk 3 with a reason asked through vim.ui.input.
   local asked
@@ -148,7 +157,10 @@ message = "nothing to report"
     return stop ~= nil
   end, 'second turn to end')
   H.eq('end_turn', stop, 'second turn stop reason')
-  H.truthy(require('airlock.output').text():find('told: keep three', 1, true), 'agent was told the reason')
+  H.truthy(
+    require('airlock.output').text():find('told: keep three', 1, true),
+    'agent was told the reason'
+  )
 
   -- Live telemetry.
   local lbuf = airlock.log()

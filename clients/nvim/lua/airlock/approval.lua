@@ -13,9 +13,14 @@ M.labels = {
 
 --- The question shown above the choices: what, and the policy rule that asked.
 function M.prompt_text(params)
-  local text = string.format('Airlock: the agent wants to run %s `%s`', params.kind or 'tool', params.subject or '?')
+  local text = string.format(
+    'Airlock: the agent wants to run %s `%s`',
+    params.kind or 'tool',
+    params.subject or '?'
+  )
   if params.rule then
-    text = text .. string.format(' (rule %s%s)', params.rule, params.layer and (' in ' .. params.layer) or '')
+    text = text
+      .. string.format(' (rule %s%s)', params.rule, params.layer and (' in ' .. params.layer) or '')
   end
   return text .. '. Allow it?'
 end

@@ -107,7 +107,9 @@ function M.check()
   if v and v.code == 0 then
     health.ok(string.format('%s (%s)', vim.trim(v.stdout or ''), bin))
   else
-    health.error(string.format('`%s --version` failed: %s', bin, v and (v.stderr or v.code) or verr))
+    health.error(
+      string.format('`%s --version` failed: %s', bin, v and (v.stderr or v.code) or verr)
+    )
     return
   end
 
@@ -117,7 +119,13 @@ function M.check()
     health.error('`airlock serve` did not initialize: ' .. tostring(err))
   else
     local info = result.serverInfo or {}
-    health.ok(string.format('`airlock serve` answered initialize (%s %s)', info.name or '?', info.version or '?'))
+    health.ok(
+      string.format(
+        '`airlock serve` answered initialize (%s %s)',
+        info.name or '?',
+        info.version or '?'
+      )
+    )
     local ext = result.capabilities
       and result.capabilities.experimental
       and result.capabilities.experimental.airlock
@@ -129,7 +137,9 @@ function M.check()
   end
   local clients = vim.lsp.get_clients({ name = 'airlock' })
   if #clients == 0 then
-    health.info("no airlock client is running (vim.lsp.enable('airlock') starts one when a file opens)")
+    health.info(
+      "no airlock client is running (vim.lsp.enable('airlock') starts one when a file opens)"
+    )
   end
   for _, c in ipairs(clients) do
     health.info(string.format('client %d: root %s', c.id, tostring(c.root_dir)))
@@ -138,7 +148,9 @@ function M.check()
   health.start('airlock: sandbox (airlock doctor)')
   local d = run({ bin, 'doctor', '--json' })
   if not d or d.code ~= 0 then
-    health.warn('`airlock doctor --json` is not available: cannot tell which protections are active')
+    health.warn(
+      '`airlock doctor --json` is not available: cannot tell which protections are active'
+    )
     return
   end
   local ok, report = pcall(vim.json.decode, d.stdout or '')

@@ -256,10 +256,10 @@ function M.command(opts)
   local fn = M.subcommands[sub]
   if not fn then
     vim.notify(
-      'airlock: unknown subcommand ' .. vim.inspect(sub) .. '; one of: ' .. table.concat(
-        vim.tbl_keys(M.subcommands),
-        ', '
-      ),
+      'airlock: unknown subcommand '
+        .. vim.inspect(sub)
+        .. '; one of: '
+        .. table.concat(vim.tbl_keys(M.subcommands), ', '),
       vim.log.levels.ERROR
     )
     return

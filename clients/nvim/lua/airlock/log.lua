@@ -23,7 +23,10 @@ function M.format(e)
     table.insert(parts, 'decision=' .. tostring(e.decision))
   end
   if e.rule then
-    table.insert(parts, 'rule=' .. tostring(e.rule) .. (e.layer and ('@' .. tostring(e.layer)) or ''))
+    table.insert(
+      parts,
+      'rule=' .. tostring(e.rule) .. (e.layer and ('@' .. tostring(e.layer)) or '')
+    )
   end
   if e.durationMs then
     table.insert(parts, string.format('%sms', tostring(e.durationMs)))
@@ -65,7 +68,10 @@ function M.on_batch(params, _client_id)
   local dropped = tonumber(params.dropped) or 0
   if dropped > 0 then
     M.dropped = M.dropped + dropped
-    table.insert(new, string.format('-- %d events dropped by the server (the editor was too slow)', dropped))
+    table.insert(
+      new,
+      string.format('-- %d events dropped by the server (the editor was too slow)', dropped)
+    )
   end
   for _, e in ipairs(params.events or {}) do
     table.insert(new, M.format(e))
@@ -77,7 +83,10 @@ function M.on_batch(params, _client_id)
   end
   append(new)
   if #new > 0 then
-    api.nvim_exec_autocmds('User', { pattern = 'AirlockTelemetry', modeline = false, data = params })
+    api.nvim_exec_autocmds(
+      'User',
+      { pattern = 'AirlockTelemetry', modeline = false, data = params }
+    )
   end
 end
 

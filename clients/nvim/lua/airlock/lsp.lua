@@ -27,12 +27,31 @@ local function handlers()
   }
 end
 
+--- Where the server runs for `bufnr`: the nearest directory with a root marker, else the
+--- current directory if the file is inside it. Buffers that are not files (no name, special
+--- buftype, `scheme://` names) get no server: without a workspace the agent has no scope.
+function M.root_dir(bufnr, on_dir)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  if name == '' or vim.bo[bufnr].buftype ~= '' or name:match('^%a[%w+.-]*://') then
+    return
+  end
+  local root = vim.fs.root(bufnr, require('airlock.config').options.root_markers)
+  if root then
+    return on_dir(root)
+  end
+  local cwd = vim.uv.cwd()
+  local path = vim.fs.normalize(vim.fn.fnamemodify(name, ':p'))
+  if cwd and vim.startswith(path, vim.fs.normalize(cwd) .. '/') then
+    on_dir(cwd)
+  end
+end
+
 --- The `vim.lsp.Config` for the server, from the current options.
 function M.config()
   local o = require('airlock.config').options
   return {
     cmd = o.cmd,
-    root_markers = o.root_markers,
+    root_dir = M.root_dir,
     filetypes = o.filetypes,
     init_options = o.init_options,
     capabilities = vim.deepcopy(M.capabilities),

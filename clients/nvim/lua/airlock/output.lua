@@ -118,7 +118,12 @@ function M.on_update(params, _client_id)
     end
   elseif kind == 'tool_call' then
     M.append_lines({
-      string.format('[tool] %s (%s, %s)', u.title or u.toolCallId or '?', u.kind or 'other', u.status or 'pending'),
+      string.format(
+        '[tool] %s (%s, %s)',
+        u.title or u.toolCallId or '?',
+        u.kind or 'other',
+        u.status or 'pending'
+      ),
     })
   elseif kind == 'tool_call_update' then
     if u.status or u.title then

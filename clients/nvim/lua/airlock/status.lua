@@ -26,7 +26,13 @@ function M.current()
   return s
 end
 
-local icons = { stopped = 'stopped', starting = 'starting', idle = 'idle', working = 'working', failed = 'FAILED' }
+local icons = {
+  stopped = 'stopped',
+  starting = 'starting',
+  idle = 'idle',
+  working = 'working',
+  failed = 'FAILED',
+}
 
 --- e.g. `airlock: working · 3 hunks`; '' when no airlock server runs.
 function M.statusline()
