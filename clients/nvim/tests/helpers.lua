@@ -80,6 +80,25 @@ function H.wait(cond, what, ms)
   end
 end
 
+--- Waits until the agent output contains `text` exactly `n` times. (The answer to
+--- airlock/prompt may arrive before the turn's last airlock/agentUpdate, so output is waited
+--- for, never read right after a turn ends.)
+function H.wait_output_count(text, n, what)
+  local count = 0
+  local ok = vim.wait(20000, function()
+    local out = require('airlock.output').text()
+    count = select(2, out:gsub(vim.pesc(text), ''))
+    return count >= n
+  end, 20)
+  if not ok then
+    H.fail(string.format('%s: %q appears %d times, expected %d', what, text, count, n))
+  end
+  vim.wait(100) -- let any late duplicate arrive
+  local out = require('airlock.output').text()
+  count = select(2, out:gsub(vim.pesc(text), ''))
+  H.eq(n, count, what .. ': occurrences of ' .. text)
+end
+
 function H.eq(expected, actual, what)
   if not vim.deep_equal(expected, actual) then
     H.fail(

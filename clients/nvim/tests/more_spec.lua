@@ -23,6 +23,17 @@ content = "brand\nnew\n"
 [[turn]]
 match = "typed"
 [[turn.step]]
+thought = "considering"
+[[turn.step]]
+plan = [{ content = "Read it", status = "completed", priority = "high" }, "Write it"]
+[[turn.step]]
+tool_call = "t1"
+title = "Look around"
+kind = "search"
+[[turn.step]]
+tool_update = "t1"
+status = "completed"
+[[turn.step]]
 message = "got the typed prompt"
 ]==])
 
@@ -135,4 +146,16 @@ message = "got the typed prompt"
     require('airlock.output').text():find('> typed words', 1, true),
     'prompt echoed in the output'
   )
+  -- Thoughts, plans and tool calls are rendered as lines of their own.
+  local out = require('airlock.output').text()
+  for _, want in ipairs({
+    '(thinking) considering',
+    '[plan]',
+    '  [x] Read it',
+    '  [ ] Write it',
+    '[tool] Look around (search, pending)',
+    '[tool] Look around: completed',
+  }) do
+    H.truthy(out:find(want, 1, true), want .. ' missing from the output:\n' .. out)
+  end
 end)

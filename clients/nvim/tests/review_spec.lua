@@ -157,10 +157,7 @@ message = "nothing to report"
     return stop ~= nil
   end, 'second turn to end')
   H.eq('end_turn', stop, 'second turn stop reason')
-  H.truthy(
-    require('airlock.output').text():find('told: keep three', 1, true),
-    'agent was told the reason'
-  )
+  H.wait_output_count('told: keep three', 1, 'agent was told the reason')
 
   -- Live telemetry.
   local lbuf = airlock.log()

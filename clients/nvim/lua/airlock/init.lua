@@ -135,8 +135,10 @@ function M.prompt(text, opts)
     if err then
       output.append_lines({ '[error] ' .. (err.message or vim.inspect(err)) })
       vim.notify('airlock: prompt failed: ' .. (err.message or ''), vim.log.levels.ERROR)
-    else
-      output.append_lines({ string.format('[%s]', result and result.stopReason or 'done') })
+    elseif result and result.stopReason and result.stopReason ~= 'end_turn' then
+      -- Only unusual ends are worth a line. (The answer may overtake the turn's last updates,
+      -- so an "[end_turn]" line could land above the agent's final words.)
+      output.append_lines({ string.format('[%s]', result.stopReason) })
     end
     if opts.on_done then
       opts.on_done(err, result)

@@ -10,6 +10,8 @@ M.bufnr = nil
 --- What the last line holds: 'message', 'thought' or 'other'; a chunk of another kind starts a
 --- new line.
 local last_kind = 'other'
+--- toolCallId -> title, since updates usually carry only the id.
+local tool_titles = {}
 
 function M.buffer()
   if M.bufnr and api.nvim_buf_is_valid(M.bufnr) then
@@ -117,6 +119,9 @@ function M.on_update(params, _client_id)
       M.append_chunk('thought', t, '(thinking) ')
     end
   elseif kind == 'tool_call' then
+    if u.toolCallId and u.title then
+      tool_titles[u.toolCallId] = u.title
+    end
     M.append_lines({
       string.format(
         '[tool] %s (%s, %s)',
@@ -126,10 +131,12 @@ function M.on_update(params, _client_id)
       ),
     })
   elseif kind == 'tool_call_update' then
+    if u.toolCallId and u.title then
+      tool_titles[u.toolCallId] = u.title
+    end
     if u.status or u.title then
-      M.append_lines({
-        string.format('[tool] %s: %s', u.title or u.toolCallId or '?', u.status or 'updated'),
-      })
+      local title = u.title or tool_titles[u.toolCallId] or u.toolCallId or '?'
+      M.append_lines({ string.format('[tool] %s: %s', title, u.status or 'updated') })
     end
   elseif kind == 'plan' then
     local lines = { '[plan]' }
