@@ -33,3 +33,10 @@ fn nvim_checkhealth_and_help() {
 fn nvim_late_open_conflict_new_file_prompt_buffer() {
     nvim_support::run_spec("more_spec.lua");
 }
+
+/// Edit before accept: the proposed side of :Airlock diff is edited and accepted there; the
+/// buffer gets the edited text and the agent is told about the edit.
+#[test]
+fn nvim_edit_proposed_text_before_accepting() {
+    nvim_support::run_spec("edit_spec.lua");
+}

@@ -45,6 +45,10 @@ function H.toml_str(s)
   return vim.json.encode(s)
 end
 
+if os.getenv('AIRLOCK_TEST_LSP_DEBUG') then
+  vim.lsp.log.set_level('debug')
+end
+
 H.notes = {}
 local orig_notify = vim.notify
 vim.notify = function(msg, level, opts)

@@ -304,8 +304,11 @@ local function no_hunk()
   vim.notify('airlock: no pending hunk under the cursor', vim.log.levels.WARN)
 end
 
---- Accepts the hunk under the cursor.
+--- Accepts the hunk under the cursor (in an `:Airlock diff` buffer: the edited text).
 function M.accept_hunk(on_done)
+  if vim.b.airlock_source then
+    return M.accept_edited(nil, on_done)
+  end
   local h = M.hunk_at_cursor()
   if not h then
     return no_hunk()
@@ -442,6 +445,9 @@ function M.diff(bufnr)
     vim.bo[pbuf].filetype = ft
   end
   vim.b[pbuf].airlock_source = bufnr
+  vim.b[pbuf].airlock_proposals = vim.tbl_map(function(e)
+    return e.proposal.id
+  end, M.for_buffer(bufnr))
   vim.cmd('diffthis')
   api.nvim_create_autocmd('BufWipeout', {
     buffer = pbuf,
@@ -455,6 +461,44 @@ function M.diff(bufnr)
     end,
   })
   return pbuf
+end
+
+--- In the proposed buffer of `:Airlock diff`: accept its whole text, with the user's edits, as
+--- the outcome of the file's proposal (`editedText`; the agent is told what was edited).
+--- Only for a file with a single pending proposal: with stacked proposals the edit could not
+--- be attributed to one of them.
+function M.accept_edited(pbuf, on_done)
+  pbuf = pbuf or api.nvim_get_current_buf()
+  local source = vim.b[pbuf].airlock_source
+  if not source or not api.nvim_buf_is_valid(source) then
+    vim.notify('airlock: not an :Airlock diff buffer', vim.log.levels.ERROR)
+    return
+  end
+  local entries = M.for_buffer(source)
+  if #entries ~= 1 then
+    vim.notify(
+      string.format(
+        'airlock: %d proposals are pending for this file; accept or reject them in the buffer',
+        #entries
+      ),
+      vim.log.levels.ERROR
+    )
+    return
+  end
+  local text = table.concat(api.nvim_buf_get_lines(pbuf, 0, -1, false), '\n') .. '\n'
+  local e = entries[1]
+  M.resolve(
+    e.client_id,
+    { proposal = e.proposal.id, decision = 'accept', editedText = text },
+    function(err, result)
+      if not err and api.nvim_buf_is_valid(pbuf) then
+        api.nvim_buf_delete(pbuf, { force = true })
+      end
+      if on_done then
+        on_done(err, result)
+      end
+    end
+  )
 end
 
 --- `airlock/proposal`: remember the latest state and redraw the file's buffer if loaded.
