@@ -16,12 +16,23 @@ kind = "execute"
 options = ["allow_once", "allow_always", "reject_once"]
 
 [[turn]]
+match = "greet"
+[[turn.step]]
+run = "echo"
+args = ["hi"]
+
+[[turn]]
 match = "format"
 [[turn.step]]
 permission = "format the code"
 [[turn.step]]
 permission = "format the code"
 ]==])
+
+  -- A user policy that asks before `echo`: the question must show that rule.
+  local policy = assert(os.getenv('XDG_CONFIG_HOME')) .. '/airlock/policy.toml'
+  vim.fn.mkdir(vim.fn.fnamemodify(policy, ':h'), 'p')
+  vim.fn.writefile({ 'version = 1', '[commands]', 'ask = ["echo"]' }, policy)
 
   H.load_plugin()
   local airlock = require('airlock')
@@ -76,9 +87,20 @@ permission = "format the code"
   H.eq(2, #asked, 'the same subject is asked once per session')
   H.wait_output_count('permission format the code: allow_once', 2, 'both requests allowed')
 
+  -- A command the policy asks about: the question shows the command and the rule.
+  answers = { 'allow_once' }
+  turn('greet')
+  H.eq(3, #asked, 'asked for the command')
+  H.truthy(
+    asked[3].prompt:find('command `echo hi`', 1, true)
+      and asked[3].prompt:find('(rule commands.ask', 1, true)
+      and asked[3].prompt:find(' in user', 1, true),
+    'question shows the command and the rule: ' .. asked[3].prompt
+  )
+
   -- Dismissing the picker (nil) answers deny.
   answers = {}
   turn('deploy again')
-  H.eq(3, #asked, 'asked again for deploy')
+  H.eq(4, #asked, 'asked again for deploy')
   H.wait_output_count('permission deploy the site: reject_once', 2, 'dismissed picker is deny')
 end)
