@@ -91,6 +91,9 @@ permission = "format the code"
   answers = { 'allow_once' }
   turn('greet')
   H.eq(3, #asked, 'asked for the command')
+  if os.getenv('AIRLOCK_TEST_VERBOSE') then
+    print(asked[3].prompt)
+  end
   H.truthy(
     asked[3].prompt:find('command `echo hi`', 1, true)
       and asked[3].prompt:find('(rule commands.ask', 1, true)
