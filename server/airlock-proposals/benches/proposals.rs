@@ -19,6 +19,29 @@ use airlock_proposals::{
     line_edits,
 };
 
+/// CPU time (user + system) of this process: robust against other jobs on the machine.
+fn cpu_self() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU time (user + system) of all waited-for children so far.
+fn cpu_children() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -44,6 +67,17 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
             let t = Instant::now();
             black_box(f());
             t.elapsed()
+        })
+        .collect()
+}
+
+/// CPU time per run, for comparing with a child process's CPU time.
+fn cpu_time<T>(runs: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
+    (0..runs)
+        .map(|_| {
+            let t = cpu_self();
+            black_box(f());
+            cpu_self().saturating_sub(t)
         })
         .collect()
 }
@@ -142,7 +176,9 @@ fn bench_propose(quick: bool, durable: bool) {
     }
 }
 
-fn git_diff(a: &Path, b: &Path) -> Duration {
+/// Wall time and CPU time (of git itself) of one `git diff --no-index`.
+fn git_diff(a: &Path, b: &Path) -> (Duration, Duration) {
+    let cpu = cpu_children();
     let t = Instant::now();
     let status = Command::new("git")
         .args(["diff", "--no-index", "--no-color", "--no-ext-diff"])
@@ -154,7 +190,7 @@ fn git_diff(a: &Path, b: &Path) -> Duration {
     let d = t.elapsed();
     // --no-index exits 1 when the files differ.
     assert!(status.code() == Some(0) || status.code() == Some(1));
-    d
+    (d, cpu_children().saturating_sub(cpu))
 }
 
 fn bench_diff_vs_git(quick: bool) {
@@ -228,19 +264,43 @@ fn bench_diff_vs_git(quick: bool) {
             time(runs, || similar::capture_diff_slices(alg, &ol, &nl)),
         );
     }
-    let git = report(
-        "  git diff --no-index (process)",
-        (0..runs).map(|_| git_diff(&a, &b)).collect(),
+    let git: Vec<_> = (0..runs).map(|_| git_diff(&a, &b)).collect();
+    let same: Vec<_> = (0..runs).map(|_| git_diff(&a, &a2)).collect();
+    let git_wall = report(
+        "  git diff --no-index, wall (process)",
+        git.iter().map(|g| g.0).collect(),
     );
-    let floor = report(
-        "  git diff --no-index on identical files (process floor)",
-        (0..runs).map(|_| git_diff(&a, &a2)).collect(),
+    report(
+        "  git diff --no-index, identical files, wall (floor)",
+        same.iter().map(|g| g.0).collect(),
+    );
+    println!("CPU time (user+sys; insensitive to other load on the machine):");
+    let ours_cpu = report("  airlock diff(), CPU", cpu_time(runs, || diff(&old, &new)));
+    report(
+        "  airlock line_edits(), CPU",
+        cpu_time(runs, || line_edits(&old, &new)),
+    );
+    report(
+        "  similar Myers on &str lines, CPU",
+        cpu_time(runs, || {
+            similar::capture_diff_slices(similar::Algorithm::Myers, &ol, &nl)
+        }),
+    );
+    let git_cpu = report(
+        "  git diff --no-index, CPU of git",
+        git.iter().map(|g| g.1).collect(),
+    );
+    let floor_cpu = report(
+        "  git diff --no-index, identical files, CPU of git (floor)",
+        same.iter().map(|g| g.1).collect(),
     );
     println!(
-        "  => airlock diff p50 is {:.1}x faster than git's wall time, and {:.1}x faster than git's time above its own floor ({:.3?})",
-        git.as_secs_f64() / ours.as_secs_f64(),
-        git.saturating_sub(floor).as_secs_f64() / ours.as_secs_f64(),
-        git.saturating_sub(floor),
+        "  => p50: airlock diff() {:.3?} CPU / {:.3?} wall; git {:.3?} CPU ({:.3?} above its floor) / {:.3?} wall",
+        ours_cpu,
+        ours,
+        git_cpu,
+        git_cpu.saturating_sub(floor_cpu),
+        git_wall
     );
 }
 
