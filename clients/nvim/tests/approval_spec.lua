@@ -40,6 +40,11 @@ permission = "format the code"
   vim.cmd.edit(path)
   local buf = vim.api.nvim_get_current_buf()
   H.wait_attached(buf)
+  -- No keymaps unless asked for (setup without `keymaps`).
+  for _, lhs in ipairs({ ']h', '[h', '<leader>aa', '<leader>ar' }) do
+    H.eq('', vim.fn.maparg(lhs, 'n'), 'no default mapping for ' .. lhs)
+  end
+  H.truthy(vim.fn.maparg('<Plug>(airlock-next-hunk)', 'n') ~= '', '<Plug> maps exist')
 
   local asked = {}
   local answers = {}

@@ -43,6 +43,10 @@ message = "nothing to report"
   local client = H.wait_attached(buf)
   H.eq({ version = 1 }, client.config.capabilities.experimental.airlock, 'advertised capability')
   H.truthy(client.server_capabilities.experimental.airlock, 'server offers experimental.airlock')
+  H.truthy(vim.fn.maparg(']h', 'n', false, true).buffer == 1, ']h mapped buffer-locally')
+  -- The per-hunk diagnostics stay listed but are not drawn over the inline view.
+  local dns = vim.lsp.diagnostic.get_namespace(client.id)
+  H.eq(false, vim.diagnostic.config(nil, dns).virtual_text, 'airlock diagnostics not drawn')
 
   -- Prompt: streamed output in a split, then three hunks drawn at the changed lines.
   vim.cmd('Airlock prompt fix the numbers')
@@ -54,6 +58,9 @@ message = "nothing to report"
   end, airlock.hunks(buf))
   H.eq({ { 1, 1 }, { 5, 5 }, { 9, 9 } }, rows, 'hunk rows (0-based start, end)')
   H.eq(BASE, H.buf_text(buf), 'the buffer keeps the user text until accept')
+  H.wait(function()
+    return #vim.diagnostic.get(buf, { namespace = dns }) == 3
+  end, 'three airlock diagnostics still listed')
 
   -- Added lines are virtual lines under the replaced line, replaced lines are highlighted.
   local marks =
