@@ -36,6 +36,8 @@ enum Command {
     /// Verify and read the hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::Command),
+    /// Walk through Airlock end to end with a scripted agent (no API key, no setup).
+    Demo(cmd::demo::Args),
     /// Print what this kernel supports and which protections are active.
     Doctor(cmd::doctor::Args),
 }
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Agent(command) => cmd::agent::run(command),
         Command::Audit(command) => cmd::audit::run(command),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -207,7 +207,15 @@ fn start(state: &mut State) {
                             Some(event) => handle.notify(move |state| on_event(state, generation, event)),
                             None => break,
                         },
-                        Some(finish) = turn_ends.recv() => handle.notify(finish),
+                        Some(finish) = turn_ends.recv() => {
+                            // The SDK may route the turn's answer before the dispatch of the
+                            // updates sent just before it; give those a moment to arrive.
+                            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                            while let Ok(event) = events.try_recv() {
+                                handle.notify(move |state| on_event(state, generation, event));
+                            }
+                            handle.notify(finish)
+                        }
                     }
                 }
                 turn_ends.close();
