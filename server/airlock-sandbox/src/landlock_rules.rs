@@ -107,7 +107,15 @@ impl LandlockPlan {
     pub fn add(&mut self, path: &Path, access: BitFlags<AccessFs>) -> Result<(), SandboxError> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // Missing or unreachable for this user: nothing to grant.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) => return Err(SandboxError::io("cannot stat sandbox path", path, e)),
         };
         let access = if meta.is_dir() {

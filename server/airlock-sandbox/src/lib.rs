@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use env::{ENV_ALLOWLIST, is_secret_name, scrub_env};
-pub use probe::{KernelSupport, probe};
+pub use probe::{KernelSupport, Protection, probe};
 pub use protect::{BUILTIN_PROTECTED, DEFAULT_DENY_READ};
 pub use spawn::{Sandbox, SandboxedChild};
 

@@ -112,3 +112,126 @@ pub(crate) fn userns_works() -> bool {
     static CACHE: OnceLock<bool> = OnceLock::new();
     *CACHE.get_or_init(crate::spawn::try_userns_in_child)
 }
+
+/// One protection and how this kernel provides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    pub name: &'static str,
+    /// Enforced by default on this kernel.
+    pub active: bool,
+    /// How (or why not).
+    pub mechanism: String,
+    /// The `--weaker-mode` flag needed to run without it, when it is not active.
+    pub weaker_flag: Option<&'static str>,
+}
+
+impl KernelSupport {
+    /// What `airlock exec` would enforce here, protection by protection.
+    pub fn protections(&self) -> Vec<Protection> {
+        let abi = self.landlock_abi;
+        let p = |name, active, mechanism: String, weaker_flag| Protection {
+            name,
+            active,
+            mechanism,
+            weaker_flag,
+        };
+        let userns = self.user_namespaces;
+        vec![
+            p(
+                "filesystem confinement",
+                abi >= 1,
+                if abi >= 1 {
+                    format!("Landlock ABI {abi}")
+                } else {
+                    "no Landlock".into()
+                },
+                (abi < 1).then_some("no-landlock"),
+            ),
+            p(
+                "truncate outside the workspace",
+                abi >= 1,
+                if abi >= 3 {
+                    "Landlock TRUNCATE (ABI 3)".into()
+                } else {
+                    "seccomp: truncate(2), O_TRUNC read-only opens and openat2 denied".into()
+                },
+                None,
+            ),
+            p(
+                "TCP connect/bind",
+                true,
+                if abi >= 4 {
+                    "Landlock TCP rules (ABI 4) + seccomp".into()
+                } else {
+                    "seccomp: IPv4/IPv6 sockets denied entirely".into()
+                },
+                None,
+            ),
+            p(
+                "UDP, raw and other socket families",
+                self.seccomp,
+                "seccomp".into(),
+                None,
+            ),
+            p(
+                "host unix sockets (pathname and abstract)",
+                self.seccomp,
+                if abi >= 9 {
+                    "Landlock RESOLVE_UNIX (ABI 9) + abstract-socket scope (ABI 6)".into()
+                } else {
+                    "seccomp: socket(AF_UNIX) denied (socketpair allowed)".into()
+                },
+                None,
+            ),
+            p(
+                "signals to processes outside",
+                abi >= 6,
+                if abi >= 6 {
+                    "Landlock signal scope (ABI 6)".into()
+                } else {
+                    format!("needs Landlock ABI 6 (have {abi})")
+                },
+                (abi < 6).then_some("no-signal-scope"),
+            ),
+            p(
+                "ptrace / process_vm / io_uring / mount / bpf / keyctl / TIOCSTI",
+                self.seccomp,
+                "seccomp denylist + Landlock ptrace scoping".into(),
+                None,
+            ),
+            p(
+                "protected paths (.git/hooks, .git/config, …)",
+                true,
+                if userns {
+                    "read-only bind mounts in a user+mount namespace, plus snapshot check/restore"
+                        .into()
+                } else {
+                    "snapshot before, check and restore after (no user namespaces: see docs/security.md)".into()
+                },
+                None,
+            ),
+            p(
+                "deny-read files (.env*)",
+                abi >= 1,
+                if userns {
+                    "covered by an empty read-only bind mount".into()
+                } else {
+                    "Landlock rules per directory entry (new files next to a denied one are write-only)".into()
+                },
+                None,
+            ),
+            p(
+                "descendants killed when the command ends",
+                true,
+                "subreaper supervisor".into(),
+                None,
+            ),
+            p(
+                "no_new_privs, capabilities dropped, env scrubbed, fds closed",
+                true,
+                "always".into(),
+                None,
+            ),
+        ]
+    }
+}

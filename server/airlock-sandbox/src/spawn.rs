@@ -253,8 +253,9 @@ impl Sandbox {
             .iter()
             .filter(|(p, _)| std::fs::symlink_metadata(p).is_ok())
             .collect();
-        let wants_mounts = snapshot.existing().next().is_some() || !denied_now.is_empty();
-        let userns = wants_mounts && probe::userns_works();
+        // The namespace is always wanted where it works: besides protected paths and deny-read
+        // binds it makes everything outside the writable roots read-only for chmod & co.
+        let userns = probe::userns_works();
         let mounts = if userns {
             self.mount_plan(&snapshot, &denied_now)?
         } else {
@@ -358,10 +359,21 @@ impl Sandbox {
                 stdout_child.as_ref().map_or(-1, |f| f.as_raw_fd()),
                 stderr_child.as_ref().map_or(-1, |f| f.as_raw_fd()),
             ],
-            userns: userns.then(|| UsernsPlan {
-                uid_map: CString::new(format!("{uid} {uid} 1\n")).unwrap_or_default(),
-                gid_map: CString::new(format!("{gid} {gid} 1\n")).unwrap_or_default(),
-            }),
+            userns: if userns {
+                let mut writable = vec![c(ws.as_os_str())?, c(tmpdir.as_os_str())?];
+                for p in &self.config.extra_write {
+                    if let Ok(p) = std::fs::canonicalize(p) {
+                        writable.push(c(p.as_os_str())?);
+                    }
+                }
+                Some(UsernsPlan {
+                    uid_map: CString::new(format!("{uid} {uid} 1\n")).unwrap_or_default(),
+                    gid_map: CString::new(format!("{gid} {gid} 1\n")).unwrap_or_default(),
+                    writable,
+                })
+            } else {
+                None
+            },
             mounts,
             ruleset: ruleset.as_ref().map_or(-1, |f| f.as_raw_fd()),
             filters: [&self.filters.enosys, &self.filters.eperm],
@@ -953,6 +965,65 @@ fn decode(st: i32) -> ExitStatusKind {
 struct UsernsPlan {
     uid_map: CString,
     gid_map: CString,
+    /// Every mount is made read-only, then these are bind-mounted writable again (the
+    /// workspace, the TMPDIR, `extra_write`): metadata changes (chmod, chown, utimes, xattrs),
+    /// which Landlock does not control, can't reach anything else.
+    writable: Vec<CString>,
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 1;
+const AT_RECURSIVE: u32 = 0x8000;
+
+unsafe fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64, clr: u64) -> bool {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: path is NUL-terminated, attr is a valid mount_attr of the size we pass.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) == 0
+    }
+}
+
+/// Makes the whole mount namespace read-only and re-opens `writable` for writing.
+unsafe fn readonly_except(writable: &[CString]) -> bool {
+    unsafe {
+        if !mount_setattr(c"/", true, MOUNT_ATTR_RDONLY, 0) {
+            return false;
+        }
+        for w in writable {
+            if libc::mount(
+                w.as_ptr(),
+                w.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+                || !mount_setattr(w, false, 0, MOUNT_ATTR_RDONLY)
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 struct MountOp {
@@ -992,6 +1063,7 @@ const STEP_LANDLOCK: u32 = 9;
 const STEP_SECCOMP: u32 = 10;
 const STEP_EXEC: u32 = 11;
 const STEP_CAPS: u32 = 12;
+const STEP_READONLY: u32 = 13;
 
 fn step_name(s: u32) -> &'static str {
     match s {
@@ -1006,6 +1078,7 @@ fn step_name(s: u32) -> &'static str {
         STEP_LANDLOCK => "landlock_restrict_self",
         STEP_SECCOMP => "seccomp",
         STEP_CAPS => "drop capabilities",
+        STEP_READONLY => "read-only remount outside the workspace",
         _ => "exec",
     }
 }
@@ -1266,6 +1339,9 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
             {
                 fail(ew, STEP_MOUNT, errno());
             }
+            if !readonly_except(&u.writable) {
+                fail(ew, STEP_READONLY, errno());
+            }
             for m in &plan.mounts {
                 if libc::mount(
                     m.src.as_ptr(),
@@ -1394,7 +1470,9 @@ pub(crate) fn try_userns_in_child() -> bool {
     ) else {
         return false;
     };
-    let target = c"/proc";
+    // Any directory works as the "writable" one; the probe only checks that the kernel and
+    // LSMs let us do what the spawn path does.
+    let target = c"/usr";
     // SAFETY: the child only makes raw system calls on the buffers above and exits.
     unsafe {
         let pid = libc::fork();
@@ -1410,14 +1488,7 @@ pub(crate) fn try_userns_in_child() -> bool {
                     libc::MS_REC | libc::MS_SLAVE,
                     std::ptr::null(),
                 ) == 0
-                && libc::mount(
-                    c"/usr".as_ptr(),
-                    c"/usr".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0;
-            let _ = target;
+                && readonly_except(&[target.to_owned()]);
             libc::_exit(if ok { 0 } else { 1 });
         }
         if pid < 0 {

@@ -1,10 +1,126 @@
-//! `airlock doctor`: report kernel features and active protections (owned by the sandbox work).
+//! `airlock doctor`: what this kernel supports, which protections `airlock exec` (and the
+//! agent's terminals) would enforce, and the weaker-mode flags for what it can't.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use airlock_sandbox::{KernelSupport, WeakerMode};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`airlock doctor` is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let k = airlock_sandbox::probe();
+    let out = if args.json { json(&k) } else { text(&k) };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn needed_flags(k: &KernelSupport) -> Vec<&'static str> {
+    k.protections()
+        .iter()
+        .filter_map(|p| if p.active { None } else { p.weaker_flag })
+        .collect()
+}
+
+fn text(k: &KernelSupport) -> String {
+    let mut s = String::new();
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let _ = writeln!(s, "kernel            {}", k.kernel_release);
+    let capped = if k.landlock_abi_capped {
+        format!(
+            " (capped to {} by AIRLOCK_TEST_LANDLOCK_ABI, test only)",
+            k.landlock_abi
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(s, "landlock ABI      {}{capped}", k.landlock_abi_kernel);
+    let _ = writeln!(s, "seccomp           {}", yn(k.seccomp));
+    let userns_note = if k.user_namespaces_disabled_by_test {
+        " (disabled by AIRLOCK_TEST_NO_USERNS, test only)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        s,
+        "user namespaces   {}{userns_note}",
+        yn(k.user_namespaces)
+    );
+    let _ = writeln!(s, "\nprotections:");
+    for p in k.protections() {
+        let mark = if p.active { "[x]" } else { "[ ]" };
+        let flag = p
+            .weaker_flag
+            .map(|f| format!("  (run anyway: --weaker-mode {f})"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {mark} {:<58} {}{flag}", p.name, p.mechanism);
+    }
+    let flags = needed_flags(k);
+    let _ = writeln!(s);
+    if flags.is_empty() {
+        let _ = writeln!(s, "airlock exec: runs with every protection above.");
+    } else {
+        let _ = writeln!(
+            s,
+            "airlock exec: refuses to run unless you opt in with --weaker-mode {}",
+            flags.join(",")
+        );
+    }
+    let _ = writeln!(s, "\nweaker modes (explicit opt-in only):");
+    for (name, what) in WeakerMode::FLAGS {
+        let _ = writeln!(s, "  {name:<16} {what}");
+    }
+    s
+}
+
+fn q(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json(k: &KernelSupport) -> String {
+    let prots: Vec<String> = k
+        .protections()
+        .iter()
+        .map(|p| {
+            format!(
+                "{{\"name\":{},\"active\":{},\"mechanism\":{},\"weaker_flag\":{}}}",
+                q(p.name),
+                p.active,
+                q(&p.mechanism),
+                p.weaker_flag.map(q).unwrap_or_else(|| "null".into())
+            )
+        })
+        .collect();
+    let flags: Vec<String> = needed_flags(k).into_iter().map(q).collect();
+    let modes: Vec<String> = WeakerMode::FLAGS
+        .iter()
+        .map(|(n, w)| format!("{{\"flag\":{},\"gives_up\":{}}}", q(n), q(w)))
+        .collect();
+    format!(
+        "{{\"kernel\":{},\"landlock_abi_kernel\":{},\"landlock_abi\":{},\"landlock_abi_capped_for_test\":{},\"seccomp\":{},\"user_namespaces\":{},\"protections\":[{}],\"exec_needs_weaker_modes\":[{}],\"weaker_modes\":[{}]}}\n",
+        q(&k.kernel_release),
+        k.landlock_abi_kernel,
+        k.landlock_abi,
+        k.landlock_abi_capped,
+        k.seccomp,
+        k.user_namespaces,
+        prots.join(","),
+        flags.join(","),
+        modes.join(",")
+    )
 }
