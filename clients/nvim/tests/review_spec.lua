@@ -104,6 +104,18 @@ message = "nothing to report"
   vim.cmd('normal ]h')
   H.eq(2, vim.fn.line('.'), ']h wraps past the last hunk')
 
+  -- Off a hunk (line 1 is just above hunk 1), accept does nothing but say so.
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd('Airlock accept')
+  H.truthy(
+    ((H.notes[#H.notes] or {}).msg or ''):find('no pending hunk under the cursor', 1, true),
+    'off-hunk accept'
+  )
+  vim.wait(200)
+  H.eq(3, #airlock.hunks(buf), 'nothing decided off a hunk')
+  H.eq(BASE, H.buf_text(buf), 'nothing applied off a hunk')
+  vim.api.nvim_win_set_cursor(0, { 2, 0 })
+
   -- Accept hunk 1: the server sends workspace/applyEdit, Neovim applies it.
   vim.cmd('Airlock accept')
   H.wait(function()
