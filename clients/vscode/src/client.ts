@@ -32,8 +32,10 @@ class AirlockCapability implements StaticFeature {
 export interface Hooks {
   /** Hunk positions read from the server's diagnostics for one document (empty: none open). */
   onHunkViews(uri: vscode.Uri, views: Map<string, HunkView[]>): void;
-  /** Whether the extension draws its own proposal lenses (then the server's are dropped). */
-  ownLenses(): boolean;
+  /** Whether to drop the server's proposal lenses here (the extension draws its own, or lenses are off). */
+  dropServerLenses(uri: vscode.Uri): boolean;
+  /** Whether the extension knows this proposal (from `airlock/proposal`) and can draw it. */
+  knows(proposal: string): boolean;
 }
 
 /** Settings the server understands in `initializationOptions` (its Settings struct). */
@@ -69,7 +71,7 @@ export function createClient(output: vscode.OutputChannel, hooks: Hooks): Langua
     // "Accept | Reject | Diff" itself, so the server's airlock lenses would be duplicates.
     provideCodeLenses: async (document, token, next) => {
       const lenses = await next(document, token);
-      if (!lenses || !hooks.ownLenses()) return lenses;
+      if (!lenses || !hooks.dropServerLenses(document.uri)) return lenses;
       return lenses.filter((l) => !(l.command && serverCommandSet.has(l.command.command)));
     },
     // The server's reject actions decide at once; route them through the extension's
@@ -108,7 +110,9 @@ export function createClient(output: vscode.OutputChannel, hooks: Hooks): Langua
         const list = views.get(placed.proposal) ?? [];
         list.push(placed.view);
         views.set(placed.proposal, list);
-        if (d.severity === vscode.DiagnosticSeverity.Warning) kept.push(d);
+        // A proposal restored by a server restart is not announced with airlock/proposal:
+        // without its texts the extension cannot draw it, so the plain LSP view stays.
+        if (d.severity === vscode.DiagnosticSeverity.Warning || !hooks.knows(placed.proposal)) kept.push(d);
       }
       hooks.onHunkViews(uri, views);
       next(uri, kept);

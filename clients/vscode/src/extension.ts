@@ -64,7 +64,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<Airloc
   const start = async () => {
     const c = createClient(log, {
       onHunkViews: (uri, views) => proposals.onHunkViews(uri, views),
-      ownLenses: () => vscode.workspace.getConfiguration('airlock').get<boolean>('proposals.codeLens', true),
+      dropServerLenses: (uri) =>
+        !vscode.workspace.getConfiguration('airlock').get<boolean>('proposals.codeLens', true) || proposals.entryFor(uri) !== undefined,
+      knows: (id) => proposals.knows(id),
     });
     c.onDidChangeState(() => renderStatus());
     c.onNotification(Methods.proposal, (p: ProposalParams) => proposals.onProposal(p));

@@ -131,6 +131,11 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
     void vscode.commands.executeCommand('setContext', 'airlock.pendingHunks', count);
   }
 
+  knows(id: string): boolean {
+    for (const e of this.entries.values()) if (e.proposal.id === id) return true;
+    return false;
+  }
+
   entryFor(uri: vscode.Uri): Entry | undefined {
     return this.entries.get(uri.toString());
   }
@@ -390,7 +395,14 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
     const editedText = new TextDecoder().decode(content);
     const outcome = await this.resolve({ proposal: e.proposal.id, decision: 'accept', editedText });
     if (!outcome) throw vscode.FileSystemError.Unavailable('Airlock: the edited proposal was not accepted.');
-    setTimeout(() => void closeDiffFor(original), 50);
+    // Close the diff once the save has finished: closing it while the document is still dirty
+    // would ask the user whether to save it.
+    const saved = vscode.workspace.onDidSaveTextDocument((d) => {
+      if (d.uri.toString() !== uri.toString()) return;
+      saved.dispose();
+      void closeDiffFor(original);
+    });
+    setTimeout(() => saved.dispose(), 10000);
   }
 
   readDirectory(): [string, vscode.FileType][] {
