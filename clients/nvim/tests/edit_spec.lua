@@ -17,7 +17,7 @@ message = "saw the edit"
 [[turn]]
 [[turn.step]]
 write = "list.txt"
-content = "one\nTWO\nthree\nFOUR\n"
+content = "zero\none\nTWO\n2.5\nthree\n"
 ]==])
   H.load_plugin()
   local airlock = require('airlock')
@@ -27,23 +27,37 @@ content = "one\nTWO\nthree\nFOUR\n"
   local buf = vim.api.nvim_get_current_buf()
   H.wait_attached(buf)
   vim.cmd('Airlock prompt shout')
+  -- An insertion at the top, a 1-line -> 2-line replacement, a deletion at the end.
   H.wait(function()
-    return #airlock.hunks(buf) == 2
-  end, 'two hunks')
+    return #airlock.hunks(buf) == 3
+  end, 'three hunks')
+  local shape = vim.tbl_map(function(h)
+    return { h.row, h.end_row, h.insertion or false }
+  end, airlock.hunks(buf))
+  H.eq({ { 0, 0, true }, { 1, 1, false }, { 3, 3, false } }, shape, 'hunk rows')
+  local marks =
+    vim.api.nvim_buf_get_extmarks(buf, require('airlock.proposals').ns, 0, -1, { details = true })
+  local above = vim.iter(marks):find(function(m)
+    return m[4].virt_lines_above
+  end)
+  H.truthy(
+    above and above[2] == 0 and above[4].virt_lines[1][1][1] == 'zero',
+    'insertion above line 1'
+  )
 
   local pbuf = H.truthy(airlock.diff(), 'diff buffer')
   H.eq(
-    { 'one', 'TWO', 'three', 'FOUR' },
+    { 'zero', 'one', 'TWO', '2.5', 'three' },
     vim.api.nvim_buf_get_lines(pbuf, 0, -1, false),
-    'proposed'
+    'proposed side = the agent text'
   )
-  vim.api.nvim_buf_set_lines(pbuf, 3, 4, false, { 'Four (mine)' })
+  vim.api.nvim_buf_set_lines(pbuf, 3, 4, false, { '2.5 (mine)' })
   vim.api.nvim_set_current_buf(pbuf)
   vim.cmd('Airlock accept')
   H.wait(function()
     return not vim.api.nvim_buf_is_valid(pbuf)
   end, 'diff buffer closed after accept')
-  H.eq('one\nTWO\nthree\nFour (mine)\n', H.buf_text(buf), 'edited text applied')
+  H.eq('zero\none\nTWO\n2.5 (mine)\nthree\n', H.buf_text(buf), 'edited text applied')
   H.wait(function()
     return #airlock.hunks(buf) == 0
   end, 'no hunks left')

@@ -21,6 +21,15 @@ write = "fresh.txt"
 content = "brand\nnew\n"
 
 [[turn]]
+match = "slow"
+[[turn.step]]
+message = "starting slow"
+[[turn.step]]
+wait = 15000
+[[turn.step]]
+message = "finished slow"
+
+[[turn]]
 match = "typed"
 [[turn.step]]
 thought = "considering"
@@ -62,6 +71,19 @@ message = "got the typed prompt"
     end
     return n == 2
   end, 'two proposals announced')
+
+  -- :Airlock list: every pending hunk of every file, opened or not, in the quickfix list.
+  vim.cmd('Airlock list')
+  local qf = vim.fn.getqflist()
+  H.eq(
+    { { 'later.txt', 2 }, { 'later.txt', 7 }, { 'fresh.txt', 1 } },
+    vim.tbl_map(function(i)
+      return { vim.fn.fnamemodify(vim.api.nvim_buf_get_name(i.bufnr), ':t'), i.lnum }
+    end, { qf[2], qf[3], qf[1] }),
+    'quickfix items (sorted by file name: fresh.txt first)'
+  )
+  H.truthy(qf[2].text:find('airlock hunk 1/2', 1, true), 'quickfix text: ' .. qf[2].text)
+  vim.cmd('cclose')
 
   -- Opened after the proposal: drawn when the client attaches.
   vim.cmd.edit(later)
@@ -133,6 +155,31 @@ message = "got the typed prompt"
     return #airlock.hunks(fbuf) == 0
   end, 'new-file hunk gone')
   H.eq(0, vim.fn.filereadable(fresh), 'a rejected new file is not created')
+
+  -- :Airlock cancel ends a running turn; the statusline shows the agent working meanwhile.
+  local stop
+  airlock.prompt('slow', {
+    on_done = function(err, result)
+      stop = err and 'error' or result.stopReason
+    end,
+  })
+  H.wait_output_count('starting slow', 1, 'slow turn started')
+  H.wait(function()
+    return airlock.statusline():find('working', 1, true) ~= nil
+  end, 'statusline "working", got ' .. airlock.statusline())
+  vim.cmd('Airlock cancel')
+  H.wait(function()
+    return stop ~= nil
+  end, 'cancelled turn to end')
+  H.eq('cancelled', stop, 'stop reason after :Airlock cancel')
+  H.wait_output_count('[cancelled]', 1, 'cancel shown in the output')
+  H.wait(function()
+    return airlock.statusline():find('idle', 1, true) ~= nil
+  end, 'statusline back to idle, got ' .. airlock.statusline())
+  H.truthy(
+    not require('airlock.output').text():find('finished slow', 1, true),
+    'turn really stopped'
+  )
 
   -- The prompt buffer: typing a line and <CR> sends it.
   local pbuf = airlock.prompt_buffer()

@@ -9,6 +9,7 @@
 ---   next_hunk() / prev_hunk()
 ---   accept_hunk() / reject_hunk(reason?) / accept_all() / reject_all(reason?)
 ---   diff()                 current vs proposed, side by side
+---   list()                 every pending hunk in the quickfix list
 ---   log() / output() / prompt_buffer()
 ---   statusline()           e.g. "airlock: working · 3 hunks"
 local M = {}
@@ -193,6 +194,11 @@ function M.diff()
   return proposals().diff()
 end
 
+--- All pending hunks of all files in the quickfix list (and opens it).
+function M.list()
+  return proposals().list()
+end
+
 function M.hunks(bufnr)
   return proposals().hunks(bufnr)
 end
@@ -241,6 +247,9 @@ M.subcommands = {
   end,
   diff = function()
     M.diff()
+  end,
+  list = function()
+    M.list()
   end,
   log = function()
     M.log()

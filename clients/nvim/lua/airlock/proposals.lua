@@ -52,7 +52,11 @@ end
 
 --- Pending proposals for `bufnr`, oldest first.
 function M.for_buffer(bufnr)
-  local uri = uri_of(bufnr)
+  return M.for_uri(uri_of(bufnr))
+end
+
+--- Pending proposals for `uri`, oldest first.
+function M.for_uri(uri)
   local out = {}
   for _, entry in pairs(M.by_id) do
     if entry.uri == uri then
@@ -65,11 +69,11 @@ function M.for_buffer(bufnr)
   return out
 end
 
---- Open hunks of the proposals for `bufnr` as the latest views place them:
+--- Open hunks of the proposals for `uri` as the latest views place them:
 --- `{proposal, client_id, hunk, status, start_line, end_line}` (0-based, end exclusive).
-local function placed(bufnr)
+local function placed_for_uri(uri)
   local out = {}
-  for _, entry in ipairs(M.for_buffer(bufnr)) do
+  for _, entry in ipairs(M.for_uri(uri)) do
     local p = entry.proposal
     local hunks = {}
     for _, h in ipairs(p.hunks or {}) do
@@ -130,7 +134,7 @@ function M.render(bufnr)
   api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
   local drawn = {}
   local line_count = api.nvim_buf_line_count(bufnr)
-  local hunks = placed(bufnr)
+  local hunks = placed_for_uri(uri_of(bufnr))
   for i, ph in ipairs(hunks) do
     local s, e = ph.start_line, ph.end_line
     local conflicted = ph.status == 'conflicted'
@@ -531,6 +535,65 @@ function M.on_notification(params, client_id)
     modeline = false,
     data = { event = params.event, uri = params.uri, proposal = p.id },
   })
+end
+
+--- Every open hunk of every pending proposal, in all files, as quickfix items.
+function M.qf_items()
+  local items = {}
+  local uris = {}
+  for _, e in pairs(M.by_id) do
+    uris[e.uri] = true
+  end
+  for uri in pairs(uris) do
+    local fname = vim.uri_to_fname(uri)
+    local bufnr = vim.fn.bufnr(fname)
+    local list
+    if bufnr > 0 and api.nvim_buf_is_loaded(bufnr) and M.drawn[bufnr] then
+      list = vim.tbl_map(function(h)
+        return { hunk = h.hunk, status = h.status, start_line = h.row, proposal = h.proposal }
+      end, M.hunks(bufnr))
+    else
+      list = placed_for_uri(uri)
+    end
+    for i, h in ipairs(list) do
+      local added = #split_lines(h.hunk.newText)
+      local removed = #split_lines(h.hunk.oldText)
+      table.insert(items, {
+        filename = fname,
+        lnum = h.start_line + 1,
+        col = 1,
+        type = h.status == 'conflicted' and 'W' or 'I',
+        text = string.format(
+          'airlock %s%d/%d  +%d -%d  (%s)',
+          h.status == 'conflicted' and 'CONFLICT ' or 'hunk ',
+          i,
+          #list,
+          added,
+          removed,
+          h.proposal
+        ),
+      })
+    end
+  end
+  table.sort(items, function(a, b)
+    if a.filename ~= b.filename then
+      return a.filename < b.filename
+    end
+    return a.lnum < b.lnum
+  end)
+  return items
+end
+
+--- `:Airlock list`: all pending hunks in the quickfix list.
+function M.list()
+  local items = M.qf_items()
+  vim.fn.setqflist({}, ' ', { title = 'Airlock: pending hunks', items = items })
+  if #items == 0 then
+    vim.notify('airlock: no pending hunks', vim.log.levels.INFO)
+  else
+    vim.cmd('botright copen')
+  end
+  return items
 end
 
 --- Forgets the proposals of a client that stopped, and clears their marks.
