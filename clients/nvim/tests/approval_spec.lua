@@ -2,6 +2,7 @@
 -- is answered through vim.ui.select (stubbed here as a user would pick). Checks the choices
 -- offered, the question shown, that the agent gets the answer, and that "allow for this
 -- session" is remembered by the server (no second question for the same subject).
+-- Uses vim.lsp.config/vim.lsp.enable only (no setup()).
 local H = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h') .. '/helpers.lua')
 
 H.run(function()
@@ -36,11 +37,19 @@ permission = "format the code"
 
   H.load_plugin()
   local airlock = require('airlock')
-  airlock.setup({ cmd = { H.bin, 'serve' }, init_options = { agent = { script = script } } })
+  -- Configured the Neovim 0.11 way, without setup(): lsp/airlock.lua supplies the rest
+  -- (capability, handlers, root detection).
+  vim.lsp.config(
+    'airlock',
+    { cmd = { H.bin, 'serve' }, init_options = { agent = { script = script } } }
+  )
+  vim.lsp.enable('airlock')
   vim.cmd.edit(path)
   local buf = vim.api.nvim_get_current_buf()
   H.wait_attached(buf)
-  -- No keymaps unless asked for (setup without `keymaps`).
+  local client = vim.lsp.get_clients({ name = 'airlock', bufnr = buf })[1]
+  H.eq({ version = 1 }, client.capabilities.experimental.airlock, 'capability from lsp/airlock.lua')
+  -- No keymaps unless asked for.
   for _, lhs in ipairs({ ']h', '[h', '<leader>aa', '<leader>ar' }) do
     H.eq('', vim.fn.maparg(lhs, 'n'), 'no default mapping for ' .. lhs)
   end
