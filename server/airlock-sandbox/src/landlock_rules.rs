@@ -51,8 +51,8 @@ const ETC_ROOT_SECRETS: &[&str] = &[
     "sudoers",
     "sudoers.d",
     "ssh",
-    "ssl",
-    "security",
+    "ssl/private",
+    "security/opasswd",
 ];
 
 pub(crate) struct Handle {
@@ -140,15 +140,7 @@ impl LandlockPlan {
         let root = unsafe { libc::geteuid() } == 0;
         for p in SYSTEM_READ {
             if root && *p == "/etc" {
-                let entries =
-                    std::fs::read_dir(p).map_err(|e| SandboxError::io("cannot list", *p, e))?;
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    if ETC_ROOT_SECRETS.iter().any(|s| name == *s) {
-                        continue;
-                    }
-                    self.add(&entry.path(), rx)?;
-                }
+                self.add_excluding(Path::new(p), Path::new(""), rx)?;
                 continue;
             }
             self.add(Path::new(p), rx)?;
@@ -174,6 +166,35 @@ impl LandlockPlan {
         for fd in 0..3 {
             if let Some(tty) = tty_path(fd) {
                 self.add(&tty, dev_rw | extra | ioctl)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Grants `dir` entry by entry, skipping [`ETC_ROOT_SECRETS`] (relative to `/etc`) and
+    /// recursing only into directories that contain one.
+    fn add_excluding(
+        &mut self,
+        dir: &Path,
+        rel: &Path,
+        access: BitFlags<AccessFs>,
+    ) -> Result<(), SandboxError> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| SandboxError::io("cannot list", dir, e))?;
+        for entry in entries.flatten() {
+            let r = rel.join(entry.file_name());
+            if ETC_ROOT_SECRETS.iter().any(|s| Path::new(s) == r) {
+                continue;
+            }
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir
+                && ETC_ROOT_SECRETS
+                    .iter()
+                    .any(|s| Path::new(s).starts_with(&r))
+            {
+                self.add_excluding(&entry.path(), &r, access)?;
+            } else {
+                self.add(&entry.path(), access)?;
             }
         }
         Ok(())

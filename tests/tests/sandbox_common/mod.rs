@@ -197,7 +197,7 @@ impl Fixture {
             .into_owned()
     }
 
-    fn base_command(&self, program: &Path) -> Command {
+    pub fn base_command(&self, program: &Path) -> Command {
         let mut c = if self.case.user == User::Unprivileged {
             let mut c = Command::new("setpriv");
             c.args([

