@@ -89,6 +89,21 @@ pub fn propose(
         .as_ref()
         .ok_or("no workspace is open in the editor, so edits cannot be reviewed")?;
     let path = store.resolve_path(path).map_err(|e| e.to_string())?;
+    if let Some(policy) = crate::handlers::policy_file::current(state) {
+        let decision = policy.decide_write(&path);
+        if decision.verdict == airlock_policy::Verdict::Deny {
+            let (rule, layer) = crate::handlers::policy_file::describe(&decision);
+            let rel = relative(state, &path);
+            state.emit(
+                Event::new(EventKind::ProposalCreated, rel.clone())
+                    .decision("deny")
+                    .rule(Some(rule.clone()), Some(layer.clone())),
+            );
+            return Err(format!(
+                "writing {rel} is denied by policy rule {rule} ({layer} layer)"
+            ));
+        }
+    }
     let (base, version) = current_text(state, &path).map_err(|e| e.to_string())?;
     let input = ap::ProposeInput {
         is_new_file: base.is_none(),
