@@ -40,3 +40,10 @@ fn nvim_late_open_conflict_new_file_prompt_buffer() {
 fn nvim_edit_proposed_text_before_accepting() {
     nvim_support::run_spec("edit_spec.lua");
 }
+
+/// A workspace opened through a symlink: hunks are drawn in the buffer named by the link and
+/// accepting lands in that buffer (the disk stays untouched while it is open).
+#[test]
+fn nvim_workspace_through_a_symlink() {
+    nvim_support::run_spec("symlink_spec.lua");
+}

@@ -33,33 +33,55 @@ local function split_lines(text)
 end
 M.split_lines = split_lines
 
---- The loaded buffer showing `uri`, or nil (never creates one).
-local function buf_for_uri(uri)
-  local ok, fname = pcall(vim.uri_to_fname, uri)
-  if not ok then
+--- A file's identity: its real path, so the server's canonical paths and the names Neovim
+--- gives buffers compare equal (URIs are never compared as strings: encodings differ).
+local function file_key(path)
+  if not path or path == '' then
     return nil
   end
-  local bufnr = vim.fn.bufnr(fname)
-  if bufnr > 0 and api.nvim_buf_is_loaded(bufnr) then
-    return bufnr
+  path = vim.fs.normalize(vim.fn.fnamemodify(path, ':p'))
+  local real = vim.uv.fs_realpath(path)
+  if real then
+    return real
+  end
+  -- A file that does not exist yet (a proposed new file): resolve its directory.
+  local dir = vim.uv.fs_realpath(vim.fs.dirname(path))
+  return dir and (dir .. '/' .. vim.fs.basename(path)) or path
+end
+
+local function key_of_uri(uri)
+  local ok, fname = pcall(vim.uri_to_fname, uri)
+  return ok and file_key(fname) or uri
+end
+
+local function key_of_buf(bufnr)
+  local name = api.nvim_buf_get_name(bufnr)
+  if name:match('^%a[%w+.-]*://') then
+    return name
+  end
+  return file_key(name)
+end
+
+--- The loaded buffer of the file `key`, or nil (never creates one).
+local function buf_for_key(key)
+  for _, b in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(b) and vim.bo[b].buftype == '' and key_of_buf(b) == key then
+      return b
+    end
   end
   return nil
 end
 
-local function uri_of(bufnr)
-  return vim.uri_from_bufnr(bufnr)
-end
-
 --- Pending proposals for `bufnr`, oldest first.
 function M.for_buffer(bufnr)
-  return M.for_uri(uri_of(bufnr))
+  return M.for_key(key_of_buf(bufnr))
 end
 
---- Pending proposals for `uri`, oldest first.
-function M.for_uri(uri)
+--- Pending proposals for the file `key`, oldest first.
+function M.for_key(key)
   local out = {}
   for _, entry in pairs(M.by_id) do
-    if entry.uri == uri then
+    if entry.key == key then
       table.insert(out, entry)
     end
   end
@@ -69,11 +91,11 @@ function M.for_uri(uri)
   return out
 end
 
---- Open hunks of the proposals for `uri` as the latest views place them:
+--- Open hunks of the proposals for the file `key` as the latest views place them:
 --- `{proposal, client_id, hunk, status, start_line, end_line}` (0-based, end exclusive).
-local function placed_for_uri(uri)
+local function placed_for_key(key)
   local out = {}
-  for _, entry in ipairs(M.for_uri(uri)) do
+  for _, entry in ipairs(M.for_key(key)) do
     local p = entry.proposal
     local hunks = {}
     for _, h in ipairs(p.hunks or {}) do
@@ -134,7 +156,7 @@ function M.render(bufnr)
   api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
   local drawn = {}
   local line_count = api.nvim_buf_line_count(bufnr)
-  local hunks = placed_for_uri(uri_of(bufnr))
+  local hunks = placed_for_key(key_of_buf(bufnr))
   for i, ph in ipairs(hunks) do
     local s, e = ph.start_line, ph.end_line
     local conflicted = ph.status == 'conflicted'
@@ -515,17 +537,18 @@ function M.on_notification(params, client_id)
   if params.event == 'resolved' or (p.state and p.state ~= 'pending') then
     M.by_id[p.id] = nil
   else
-    M.by_id[p.id] = { client_id = client_id, uri = params.uri, proposal = p }
+    M.by_id[p.id] =
+      { client_id = client_id, uri = params.uri, key = key_of_uri(params.uri), proposal = p }
   end
   if p.supersedes and M.by_id[p.supersedes] then
     M.by_id[p.supersedes] = nil
   end
-  local bufnr = buf_for_uri(params.uri)
+  local bufnr = buf_for_key(key_of_uri(params.uri))
   if bufnr then
     M.render(bufnr)
   end
-  if old and old.uri ~= params.uri then
-    local ob = buf_for_uri(old.uri)
+  if old and old.key ~= key_of_uri(params.uri) then
+    local ob = buf_for_key(old.key)
     if ob then
       M.render(ob)
     end
@@ -540,20 +563,20 @@ end
 --- Every open hunk of every pending proposal, in all files, as quickfix items.
 function M.qf_items()
   local items = {}
-  local uris = {}
+  local keys = {}
   for _, e in pairs(M.by_id) do
-    uris[e.uri] = true
+    keys[e.key] = true
   end
-  for uri in pairs(uris) do
-    local fname = vim.uri_to_fname(uri)
-    local bufnr = vim.fn.bufnr(fname)
+  for key in pairs(keys) do
+    local fname = key
+    local bufnr = buf_for_key(key)
     local list
-    if bufnr > 0 and api.nvim_buf_is_loaded(bufnr) and M.drawn[bufnr] then
+    if bufnr and M.drawn[bufnr] then
       list = vim.tbl_map(function(h)
         return { hunk = h.hunk, status = h.status, start_line = h.row, proposal = h.proposal }
       end, M.hunks(bufnr))
     else
-      list = placed_for_uri(uri)
+      list = placed_for_key(key)
     end
     for i, h in ipairs(list) do
       local added = #split_lines(h.hunk.newText)
@@ -598,15 +621,15 @@ end
 
 --- Forgets the proposals of a client that stopped, and clears their marks.
 function M.forget_client(client_id)
-  local uris = {}
+  local keys = {}
   for id, e in pairs(M.by_id) do
     if e.client_id == client_id then
-      uris[e.uri] = true
+      keys[e.key] = true
       M.by_id[id] = nil
     end
   end
-  for uri in pairs(uris) do
-    local b = buf_for_uri(uri)
+  for key in pairs(keys) do
+    local b = buf_for_key(key)
     if b then
       M.render(b)
     end
