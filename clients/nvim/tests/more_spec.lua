@@ -72,6 +72,14 @@ message = "got the typed prompt"
     return n == 2
   end, 'two proposals announced')
 
+  -- The user is told about proposals for files that are not open.
+  H.truthy(
+    vim.iter(H.notes):any(function(n)
+      return n.msg:find('proposes a new file fresh.txt (1 hunk); :Airlock list', 1, true) ~= nil
+    end),
+    'notified about the new file'
+  )
+
   -- :Airlock list: every pending hunk of every file, opened or not, in the quickfix list.
   vim.cmd('Airlock list')
   local qf = vim.fn.getqflist()

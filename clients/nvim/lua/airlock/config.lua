@@ -34,6 +34,8 @@ M.defaults = {
   --- plugin's inline view they are redundant, so by default they stay in the diagnostic list
   --- (`:lua vim.diagnostic.setqflist()`) but are not drawn. `true` draws them as usual.
   diagnostics = false,
+  --- Say (vim.notify) when the agent proposes changes to a file.
+  notify = true,
   --- Where `]h` / `[h` go past the last / first hunk.
   wrap = true,
   output = {

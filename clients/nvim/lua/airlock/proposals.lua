@@ -471,6 +471,12 @@ function M.diff(bufnr)
     vim.bo[pbuf].filetype = ft
   end
   vim.b[pbuf].airlock_source = bufnr
+  local accept_key = require('airlock.config').keymaps().accept_hunk
+  if accept_key then
+    vim.keymap.set('n', accept_key, function()
+      M.accept_edited(pbuf)
+    end, { buffer = pbuf, desc = 'Airlock: accept the (edited) proposed text' })
+  end
   vim.b[pbuf].airlock_proposals = vim.tbl_map(function(e)
     return e.proposal.id
   end, M.for_buffer(bufnr))
@@ -527,6 +533,17 @@ function M.accept_edited(pbuf, on_done)
   )
 end
 
+--- `path` relative to the client's workspace root when inside it, else shortened with `~`.
+local function relative(client_id, path)
+  local client = vim.lsp.get_client_by_id(client_id)
+  local root = client and client.root_dir and file_key(client.root_dir)
+  local key = file_key(path) or path
+  if root and vim.startswith(key, root .. '/') then
+    return key:sub(#root + 2)
+  end
+  return vim.fn.fnamemodify(path, ':~')
+end
+
 --- `airlock/proposal`: remember the latest state and redraw the file's buffer if loaded.
 function M.on_notification(params, client_id)
   local p = params and params.proposal
@@ -552,6 +569,25 @@ function M.on_notification(params, client_id)
     if ob then
       M.render(ob)
     end
+  end
+  if params.event == 'created' and require('airlock.config').options.notify then
+    local open = 0
+    for _, h in ipairs(p.hunks or {}) do
+      if h.status == 'pending' then
+        open = open + 1
+      end
+    end
+    vim.notify(
+      string.format(
+        'airlock: the agent proposes %s%s (%d hunk%s)%s',
+        p.isNewFile and 'a new file ' or 'changes to ',
+        relative(client_id, vim.uri_to_fname(params.uri)),
+        open,
+        open == 1 and '' or 's',
+        bufnr and '' or '; :Airlock list shows them'
+      ),
+      vim.log.levels.INFO
+    )
   end
   api.nvim_exec_autocmds('User', {
     pattern = 'AirlockProposal',
