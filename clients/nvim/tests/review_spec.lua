@@ -131,6 +131,19 @@ message = "nothing to report"
     'remaining hunk rows'
   )
 
+  -- Hints keep the server's numbering (the agent hears "hunk 3", the user sees "hunk 3/3").
+  local hints = {}
+  for _, m in
+    ipairs(vim.api.nvim_buf_get_extmarks(buf, require('airlock.proposals').ns, 0, -1, {
+      details = true,
+    }))
+  do
+    if m[4].virt_text then
+      table.insert(hints, vim.trim(m[4].virt_text[1][1]))
+    end
+  end
+  H.eq({ 'airlock hunk 2/3  +1 -1', 'airlock hunk 3/3  +1 -1' }, hints, 'hunk hints')
+
   -- Reject hunk 3 with a reason asked through vim.ui.input.
   local asked
   vim.ui.input = function(opts, on_confirm)

@@ -110,6 +110,7 @@ local function placed_for_key(key)
             client_id = entry.client_id,
             hunk = h,
             status = v.status,
+            total = #(p.hunks or {}),
             start_line = v.startLine,
             end_line = v.endLine,
           })
@@ -124,6 +125,7 @@ local function placed_for_key(key)
             client_id = entry.client_id,
             hunk = h,
             status = h.status,
+            total = #(p.hunks or {}),
             start_line = h.oldStart,
             end_line = h.oldStart + h.oldCount,
           })
@@ -157,7 +159,7 @@ function M.render(bufnr)
   local drawn = {}
   local line_count = api.nvim_buf_line_count(bufnr)
   local hunks = placed_for_key(key_of_buf(bufnr))
-  for i, ph in ipairs(hunks) do
+  for _, ph in ipairs(hunks) do
     local s, e = ph.start_line, ph.end_line
     local conflicted = ph.status == 'conflicted'
     local removed_hl = conflicted and 'AirlockConflict' or 'AirlockRemoved'
@@ -166,11 +168,12 @@ function M.render(bufnr)
       table.insert(added, { { l, conflicted and 'AirlockConflict' or 'AirlockAdded' } })
     end
     local removed_count = math.max(e - s, 0)
+    -- Numbered as the server and the agent number them (hunk 3 stays hunk 3 after 1 is decided).
     local hint = string.format(
       ' airlock %s%d/%d  +%d -%d',
       conflicted and 'CONFLICT ' or 'hunk ',
-      i,
-      #hunks,
+      ph.hunk.id,
+      ph.total,
       #added,
       removed_count
     )
@@ -220,6 +223,7 @@ function M.render(bufnr)
         client_id = ph.client_id,
         hunk = ph.hunk,
         status = ph.status,
+        total = ph.total,
         insertion = not (e > s and s < line_count),
         after = after_anchor,
       })
@@ -242,6 +246,7 @@ function M.hunks(bufnr)
         client_id = d.client_id,
         hunk = d.hunk,
         status = d.status,
+        total = d.total,
         insertion = d.insertion,
         after = d.after,
         row = pos[1],
@@ -609,12 +614,18 @@ function M.qf_items()
     local list
     if bufnr and M.drawn[bufnr] then
       list = vim.tbl_map(function(h)
-        return { hunk = h.hunk, status = h.status, start_line = h.row, proposal = h.proposal }
+        return {
+          hunk = h.hunk,
+          status = h.status,
+          total = h.total,
+          start_line = h.row,
+          proposal = h.proposal,
+        }
       end, M.hunks(bufnr))
     else
       list = placed_for_key(key)
     end
-    for i, h in ipairs(list) do
+    for _, h in ipairs(list) do
       local added = #split_lines(h.hunk.newText)
       local removed = #split_lines(h.hunk.oldText)
       table.insert(items, {
@@ -625,8 +636,8 @@ function M.qf_items()
         text = string.format(
           'airlock %s%d/%d  +%d -%d  (%s)',
           h.status == 'conflicted' and 'CONFLICT ' or 'hunk ',
-          i,
-          #list,
+          h.hunk.id,
+          h.total,
           added,
           removed,
           h.proposal
