@@ -40,6 +40,11 @@ pub struct AgentState {
     /// Outcome summaries not yet told to the agent.
     outcomes: Vec<String>,
     busy: bool,
+    /// The client can show `$/progress` (it said `window.workDoneProgress`).
+    pub progress_supported: bool,
+    /// The progress token of the running turn, once the client created it.
+    progress: Option<ProgressToken>,
+    turns: u64,
     /// Where a finished turn reports, behind the agent's events (see `start`).
     turn_end: Option<mpsc::UnboundedSender<Box<dyn FnOnce(&mut State) + Send>>>,
 }
@@ -145,6 +150,7 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
     };
     state.agent.busy = true;
     send_status(state);
+    begin_progress(state);
     let handle = state.handle.clone();
     let turn_end = state.agent.turn_end.clone();
     let started = Instant::now();
@@ -153,6 +159,7 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
         let finish = move |state: &mut State| {
             state.agent.busy = false;
             send_status(state);
+            end_progress(state);
             let reply = match result {
                 Ok(stop) => {
                     tracing::info!(%stop, elapsed = ?started.elapsed(), "prompt finished");
@@ -175,6 +182,78 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
             handle.notify(finish);
         }
     });
+}
+
+/// `$/progress` for editors without the extension: begin/report/end around each agent turn.
+fn begin_progress(state: &mut State) {
+    if !state.agent.progress_supported {
+        return;
+    }
+    state.agent.turns += 1;
+    let token = ProgressToken::String(format!("airlock-turn-{}", state.agent.turns));
+    let create = WorkDoneProgressCreateParams {
+        token: token.clone(),
+    };
+    state.request_client(
+        move |client| async move {
+            client
+                .send_request::<request::WorkDoneProgressCreate>(create)
+                .await
+        },
+        move |state, result| {
+            if result.is_err() || !state.agent.busy {
+                return;
+            }
+            state.agent.progress = Some(token.clone());
+            let begin = WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "Agent".into(),
+                message: Some("working…".into()),
+                ..Default::default()
+            });
+            send_progress(state, token, begin);
+        },
+    );
+}
+
+fn report_progress(state: &State, text: &str) {
+    let Some(token) = state.agent.progress.clone() else {
+        return;
+    };
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let message: String = line.chars().take(100).collect();
+    send_progress(
+        state,
+        token,
+        WorkDoneProgress::Report(WorkDoneProgressReport {
+            message: Some(message),
+            ..Default::default()
+        }),
+    );
+}
+
+fn end_progress(state: &mut State) {
+    if let Some(token) = state.agent.progress.take() {
+        send_progress(
+            state,
+            token,
+            WorkDoneProgress::End(WorkDoneProgressEnd {
+                message: Some("done".into()),
+            }),
+        );
+    }
+}
+
+fn send_progress(state: &State, token: ProgressToken, value: WorkDoneProgress) {
+    if let Some(out) = state.out() {
+        out.notify::<notification::Progress>(ProgressParams {
+            token,
+            value: ProgressParamsValue::WorkDone(value),
+        });
+    }
 }
 
 fn start(state: &mut State) {
@@ -363,8 +442,11 @@ fn on_update(state: &mut State, update: acp::AgentUpdate) {
         (acp::UpdateKind::Plan, Some(text), _) => Some(format!("[plan] {text}")),
         _ => None,
     };
-    if let (Some(line), Some(out)) = (line, state.out()) {
-        out.log(MessageType::INFO, format!("agent: {line}"));
+    if let Some(line) = line {
+        report_progress(state, &line);
+        if let Some(out) = state.out() {
+            out.log(MessageType::INFO, format!("agent: {line}"));
+        }
     }
 }
 

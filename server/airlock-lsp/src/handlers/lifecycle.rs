@@ -35,6 +35,12 @@ pub fn initialize(
         }
     }
     state.root = workspace_root(&params);
+    state.agent.progress_supported = params
+        .capabilities
+        .window
+        .as_ref()
+        .and_then(|w| w.work_done_progress)
+        .unwrap_or(false);
     tracing::info!(root = ?state.root, encoding = ?state.encoding, opt_in = ?state.opt_in, "initialize");
 
     let capabilities = ServerCapabilities {
