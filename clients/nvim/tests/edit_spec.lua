@@ -45,6 +45,22 @@ content = "zero\none\nTWO\n2.5\nthree\n"
     'insertion above line 1'
   )
 
+  -- Accepting the insertion shifts the other hunks down by one line; they must follow.
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd('Airlock accept')
+  H.wait(function()
+    return #airlock.hunks(buf) == 2
+  end, 'two hunks after accepting the insertion')
+  H.eq('zero\none\ntwo\nthree\nfour\n', H.buf_text(buf), 'insertion applied')
+  vim.wait(300) -- a late view must not move them back
+  H.eq(
+    { 2, 4 },
+    vim.tbl_map(function(h)
+      return h.row
+    end, airlock.hunks(buf)),
+    'remaining hunks moved down'
+  )
+
   local pbuf = H.truthy(airlock.diff(), 'diff buffer')
   H.eq(
     { 'zero', 'one', 'TWO', '2.5', 'three' },

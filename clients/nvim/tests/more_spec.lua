@@ -134,7 +134,7 @@ message = "got the typed prompt"
     vim.iter(marks):any(function(m)
       return m[4].hl_group == 'AirlockConflict'
     end),
-    'conflict highlight'
+    'conflict highlight: ' .. vim.inspect(marks) .. vim.inspect(airlock.hunks(lbuf))
   )
 
   -- A proposed new file: the empty buffer shows the insertion; accept fills the buffer.

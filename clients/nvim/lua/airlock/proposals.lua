@@ -155,11 +155,27 @@ function M.render(bufnr)
   if not api.nvim_buf_is_loaded(bufnr) then
     return
   end
+  -- Hunks already drawn keep where their marks are now: the marks have followed every edit,
+  -- including the accepted hunks Neovim just applied, while a view may have been computed
+  -- before the server saw those edits. Not when the user's edit changed the hunk's own lines
+  -- (the mark's extent no longer matches): then the server's view is the better guess.
+  local prev = {}
+  for _, h in ipairs(M.hunks(bufnr)) do
+    prev[h.proposal .. '#' .. h.hunk.id] = h
+  end
   api.nvim_buf_clear_namespace(bufnr, M.ns, 0, -1)
   local drawn = {}
   local line_count = api.nvim_buf_line_count(bufnr)
   local hunks = placed_for_key(key_of_buf(bufnr))
   for _, ph in ipairs(hunks) do
+    local was = prev[ph.proposal .. '#' .. ph.hunk.id]
+    local view_lines = ph.end_line - ph.start_line
+    if was and was.insertion and view_lines == 0 then
+      local at = was.after and was.row + 1 or was.row
+      ph.start_line, ph.end_line = at, at
+    elseif was and not was.insertion and was.end_row - was.row + 1 == view_lines then
+      ph.start_line, ph.end_line = was.row, was.end_row + 1
+    end
     local s, e = ph.start_line, ph.end_line
     local conflicted = ph.status == 'conflicted'
     local removed_hl = conflicted and 'AirlockConflict' or 'AirlockRemoved'
