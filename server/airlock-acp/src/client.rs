@@ -259,8 +259,10 @@ impl AgentClient {
                 Box::pin(async move { shared.protocol_error(issue.to_string()).await })
             })
         };
+        // The writer task ends by itself once the connection drops the sink.
+        let (outgoing, _writer) = transport::outgoing_lines(stdin, options.traffic_tap.clone());
         let lines = Lines::new(
-            transport::outgoing_lines(stdin, options.traffic_tap.clone()),
+            outgoing,
             transport::incoming_lines(
                 stdout,
                 options.max_message_bytes,
@@ -642,16 +644,16 @@ async fn dispatch_from_agent(
 async fn on_notification(shared: &Shared, message: UntypedMessage) {
     match message.method.as_str() {
         "session/update" => {
-            let notification: acp::SessionNotification =
-                match serde_json::from_value(message.params) {
-                    Ok(n) => n,
-                    Err(error) => {
-                        shared
-                            .protocol_error(format!("invalid session/update from agent: {error}"))
-                            .await;
-                        return;
-                    }
-                };
+            use serde::Deserialize;
+            let notification = match acp::SessionNotification::deserialize(&message.params) {
+                Ok(n) => n,
+                Err(error) => {
+                    shared
+                        .protocol_error(format!("invalid session/update from agent: {error}"))
+                        .await;
+                    return;
+                }
+            };
             if Some(notification.session_id.0.as_ref())
                 != shared.session_id.get().map(String::as_str)
             {
@@ -664,7 +666,10 @@ async fn on_notification(shared: &Shared, message: UntypedMessage) {
                 return;
             }
             shared
-                .emit(AgentEvent::Update(wire::update(&notification.update)))
+                .emit(AgentEvent::Update(wire::update(
+                    &notification.update,
+                    message.params.get("update").cloned().unwrap_or_default(),
+                )))
                 .await;
         }
         // `$/…` notifications are optional protocol-level messages; ignoring them is allowed.

@@ -102,8 +102,9 @@ where
         eprintln!("airlock-mock: ignoring client message: {issue}");
         Box::pin(async {})
     });
+    let (outgoing, writer) = transport::outgoing_lines(outgoing, None);
     let lines = Lines::new(
-        transport::outgoing_lines(outgoing, None),
+        outgoing,
         transport::incoming_lines(incoming, 64 * 1024 * 1024, None, report),
     );
     let state = Arc::new(Mutex::new(State {
@@ -251,12 +252,15 @@ where
         )
         .connect_to(lines);
 
-    tokio::select! {
+    let exit = tokio::select! {
         result = connection => result
             .map(|()| MockExit::Eof)
-            .map_err(|e| MockError(e.message.clone())),
-        Some(code) = crash_rx.recv() => Ok(MockExit::Crash(code)),
-    }
+            .map_err(|e| MockError(e.message.clone()))?,
+        Some(code) = crash_rx.recv() => return Ok(MockExit::Crash(code)),
+    };
+    // The connection dropped its sink: let the writer put out what is still queued.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    Ok(exit)
 }
 
 struct TurnRunner {

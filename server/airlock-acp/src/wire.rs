@@ -115,8 +115,8 @@ pub(crate) fn tool_call_update(update: &acp::ToolCallUpdate) -> ToolCallInfo {
     }
 }
 
-pub(crate) fn update(update: &acp::SessionUpdate) -> AgentUpdate {
-    let raw = serde_json::to_value(update).unwrap_or_default();
+/// `raw` is the `update` object as it came on the wire (kept verbatim for forwarding).
+pub(crate) fn update(update: &acp::SessionUpdate, raw: serde_json::Value) -> AgentUpdate {
     let chunk_text = |chunk: &acp::ContentChunk| block_text(&chunk.content).map(str::to_owned);
     let (kind, text, tool) = match update {
         acp::SessionUpdate::AgentMessageChunk(c) => {
