@@ -201,16 +201,24 @@ fn begin_progress(state: &mut State) {
                 .await
         },
         move |state, result| {
-            if result.is_err() || !state.agent.busy {
+            if result.is_err() {
                 return;
             }
-            state.agent.progress = Some(token.clone());
             let begin = WorkDoneProgress::Begin(WorkDoneProgressBegin {
                 title: "Agent".into(),
                 message: Some("working…".into()),
                 ..Default::default()
             });
-            send_progress(state, token, begin);
+            send_progress(state, token.clone(), begin);
+            if state.agent.busy {
+                state.agent.progress = Some(token);
+            } else {
+                // The turn ended before the editor created the token: close it right away.
+                let end = WorkDoneProgressEnd {
+                    message: Some("done".into()),
+                };
+                send_progress(state, token, WorkDoneProgress::End(end));
+            }
         },
     );
 }
