@@ -351,3 +351,39 @@ export function statusBarText(s: StatusParams | undefined, connected: boolean): 
     tooltip: `Agent: ${s.agent}\nPending: ${s.pendingHunks} hunk(s) in ${s.pendingProposals} proposal(s)`,
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Following the user's typing
+
+/** One edit of a document: lines `startLine..=endLine` (of the text before) replaced by text with `newLines` line breaks. */
+export interface LineChange {
+  startLine: number;
+  endLine: number;
+  newLines: number;
+}
+
+/**
+ * Hunk positions after the user's edits, until the server says where they are. A hunk below an
+ * edit moves with it; a hunk whose lines were touched is shown as conflicted (the server
+ * decides on accept whether it still applies). `changes` are in the order VS Code reports them;
+ * they are applied bottom-up, so each is in the coordinates of the text before it.
+ */
+export function shiftViews(views: HunkView[], changes: LineChange[]): HunkView[] {
+  const sorted = [...changes].sort((a, b) => b.startLine - a.startLine || b.endLine - a.endLine);
+  let out = views.map((v) => ({ ...v }));
+  for (const c of sorted) {
+    const delta = c.newLines - (c.endLine - c.startLine);
+    out = out.map((v) => {
+      const lastTouched = Math.max(v.endLine, v.startLine + 1) - 1;
+      if (c.endLine < v.startLine) {
+        return { ...v, startLine: v.startLine + delta, endLine: v.endLine + delta };
+      }
+      // An edit wholly inside the line an insertion goes before (startLine == endLine) does not
+      // touch the insertion; any edit of a replaced line does.
+      const touches = v.endLine > v.startLine ? c.startLine <= lastTouched : c.startLine < v.startLine;
+      if (!touches) return v;
+      return { ...v, status: 'conflicted', endLine: Math.max(v.startLine, v.endLine + delta) };
+    });
+  }
+  return out;
+}

@@ -8,7 +8,7 @@
 
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { applyHunks, drawHunk, hunkMarkdownDiff, placeHunks, PlacedHunk } from './logic';
+import { applyHunks, drawHunk, hunkMarkdownDiff, LineChange, placeHunks, PlacedHunk, shiftViews } from './logic';
 import { HunkView, Methods, Proposal, ProposalParams, ResolveOutcome, ResolveParams } from './protocol';
 
 export const PROPOSED_SCHEME = 'airlock-proposed';
@@ -50,6 +50,7 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
   private readonly conflicted: vscode.TextEditorDecorationType;
   private readonly added: vscode.TextEditorDecorationType;
   private mtime = Date.now();
+  private resolving = 0;
 
   constructor() {
     const overview = vscode.OverviewRulerLane.Left;
@@ -76,6 +77,7 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
       this.conflicted,
       this.added,
       vscode.window.onDidChangeVisibleTextEditors(() => this.redraw()),
+      vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('airlock.proposals')) this.lensChanged.fire();
       }),
@@ -119,6 +121,20 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
     if (!e) return;
     e.views = views.get(e.proposal.id) ?? [];
     this.changed([uri]);
+  }
+
+  /** Moves this file's hunks with the user's typing (the server re-places them on its next update). */
+  private onEdit(e: vscode.TextDocumentChangeEvent): void {
+    const entry = e.document.uri.scheme === 'file' ? this.entryFor(e.document.uri) : undefined;
+    // Edits the server makes while resolving are followed by fresh positions from it.
+    if (!entry || e.contentChanges.length === 0 || this.resolving > 0) return;
+    const changes: LineChange[] = e.contentChanges.map((c) => ({
+      startLine: c.range.start.line,
+      endLine: c.range.end.line,
+      newLines: c.text.split('\n').length - 1,
+    }));
+    entry.views = shiftViews(entry.views, changes);
+    this.changed([entry.uri]);
   }
 
   private changed(uris: vscode.Uri[]): void {
@@ -250,6 +266,7 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
       void vscode.window.showErrorMessage('Airlock: the server is not running.');
       return undefined;
     }
+    this.resolving++;
     try {
       const outcome = await this.client.sendRequest<ResolveOutcome>(Methods.resolve, params);
       vscode.window.setStatusBarMessage(`Airlock: ${outcome.summary}`, 5000);
@@ -263,6 +280,8 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
     } catch (err) {
       void vscode.window.showErrorMessage(`Airlock: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;
+    } finally {
+      this.resolving--;
     }
   }
 
@@ -384,8 +403,41 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
     const original = originalUri(uri);
     const current = await this.currentText(original);
     const e = this.entryFor(original);
-    const text = e ? applyHunks(current, placeHunks(e.proposal, e.views)) : current;
+    let text = current;
+    if (e) text = (await this.serverPreview(original, current)) ?? applyHunks(current, placeHunks(e.proposal, e.views));
     return new TextEncoder().encode(text);
+  }
+
+  /**
+   * The proposed text as the server computes it (its "Preview proposal" code action, rebased
+   * onto the current text), so the diff shows exactly what accepting would produce.
+   */
+  private async serverPreview(uri: vscode.Uri, current: string): Promise<string | undefined> {
+    if (!this.client) return undefined;
+    type Pos = { line: number; character: number };
+    type Edit = { range: { start: Pos; end: Pos }; newText: string };
+    type Action = { title?: string; edit?: { documentChanges?: { textDocument: { uri: string }; edits: Edit[] }[] } };
+    try {
+      const actions = await this.client.sendRequest<Action[] | null>('textDocument/codeAction', {
+        textDocument: { uri: this.client.code2ProtocolConverter.asUri(uri) },
+        range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
+        context: { diagnostics: [] },
+      });
+      const preview = actions?.find((a) => a.title?.startsWith('Preview proposal') && a.edit?.documentChanges?.length);
+      const edits = preview?.edit?.documentChanges?.[0]?.edits;
+      if (!edits) return undefined;
+      // Positions are UTF-16 offsets (the default position encoding), like JS strings.
+      const starts = [0];
+      for (let i = 0; i < current.length; i++) if (current.charCodeAt(i) === 10) starts.push(i + 1);
+      const offset = (p: Pos) => Math.min((starts[p.line] ?? current.length) + p.character, current.length);
+      let text = current;
+      for (const ed of [...edits].sort((a, b) => offset(b.range.start) - offset(a.range.start))) {
+        text = text.slice(0, offset(ed.range.start)) + ed.newText + text.slice(offset(ed.range.end));
+      }
+      return text;
+    } catch {
+      return undefined;
+    }
   }
 
   async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {

@@ -14,6 +14,7 @@ import {
   emptyCounts,
   formatAgentUpdate,
   placeHunks,
+  shiftViews,
   splitLinesKeepEnds,
   statusBarText,
   viewFromDiagnostic,
@@ -212,4 +213,33 @@ test('package.json: schema association, settings, and no clash with the server c
   for (const c of pkg.contributes.commands) assert.ok(!server.has(c.command), `${c.command} clashes with a server command`);
   assert.ok(pkg.contributes.commands.some((c: { title: string }) => c.title === 'Ask the agent'));
   assert.ok(pkg.contributes.commands.some((c: { title: string }) => c.title === 'Trust workspace policy'));
+});
+
+test('shiftViews moves hunks below an edit and marks touched ones conflicted', () => {
+  const views: HunkView[] = [
+    { id: 1, status: 'pending', startLine: 1, endLine: 2 },
+    { id: 2, status: 'pending', startLine: 5, endLine: 5 },
+    { id: 3, status: 'pending', startLine: 9, endLine: 11 },
+  ];
+  // A line inserted at the top (typing Enter at the start of line 0).
+  assert.deepEqual(
+    shiftViews(views, [{ startLine: 0, endLine: 0, newLines: 1 }]).map((v) => [v.startLine, v.endLine, v.status]),
+    [[2, 3, 'pending'], [6, 6, 'pending'], [10, 12, 'pending']],
+  );
+  // Lines 6..7 joined into one (one line break removed) between hunks 2 and 3.
+  assert.deepEqual(
+    shiftViews(views, [{ startLine: 6, endLine: 7, newLines: 0 }]).map((v) => [v.startLine, v.endLine]),
+    [[1, 2], [5, 5], [8, 10]],
+  );
+  // Typing inside hunk 3's lines.
+  assert.equal(shiftViews(views, [{ startLine: 10, endLine: 10, newLines: 0 }])[2].status, 'conflicted');
+  // Several changes in one event, reported top-down: applied bottom-up.
+  assert.deepEqual(
+    shiftViews(views, [{ startLine: 0, endLine: 0, newLines: 1 }, { startLine: 7, endLine: 7, newLines: 2 }]).map((v) => [v.startLine, v.endLine]),
+    [[2, 3], [6, 6], [12, 14]],
+  );
+  // A deletion across the place of an insertion: conflicted.
+  assert.equal(shiftViews(views, [{ startLine: 3, endLine: 6, newLines: 0 }])[1].status, 'conflicted');
+  // Editing the line an insertion goes before leaves the insertion alone.
+  assert.deepEqual(shiftViews(views, [{ startLine: 5, endLine: 5, newLines: 0 }])[1], views[1]);
 });
