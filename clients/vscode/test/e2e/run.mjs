@@ -300,6 +300,10 @@ async function main() {
     assert(disk() === BASE, 'nothing may reach the disk before accept');
     const out = await eventually('agent output in the output channel', async () => ((await outputText()).includes('Proposal ready') ? true : undefined));
     assert(out, 'agent output');
+    await runCommand('Airlock: Focus on Proposals View');
+    const tree = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Proposals' }) });
+    await tree.locator('.monaco-list-row', { hasText: 'src/lib.rs' }).filter({ hasText: '3 hunks' }).waitFor();
+    assert((await tree.locator('.monaco-list-row', { hasText: /^hunk \d/ }).count()) === 3, 'three hunk rows in the Proposals view');
     await screenshot('proposal');
   });
 
