@@ -251,7 +251,9 @@ impl Lsp {
             loop {
                 match read_frame(&mut reader) {
                     Ok(Some(msg)) => {
-                        t.lock().expect("lock").push(format!("<- {msg}"));
+                        t.lock()
+                            .expect("lock")
+                            .push(format!("{} <- {msg}", stamp()));
                         if tx.send(Incoming::Message(msg)).is_err() {
                             return;
                         }
@@ -266,7 +268,9 @@ impl Lsp {
         let t = transcript.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                t.lock().expect("lock").push(format!("stderr: {line}"));
+                t.lock()
+                    .expect("lock")
+                    .push(format!("{} stderr: {line}", stamp()));
             }
         });
         Ok(Lsp {
@@ -303,7 +307,7 @@ impl Lsp {
         self.transcript
             .lock()
             .expect("lock")
-            .push(format!("-> {msg}"));
+            .push(format!("{} -> {msg}", stamp()));
         let body = serde_json::to_vec(msg)?;
         let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
         frame.extend_from_slice(&body);
@@ -501,6 +505,15 @@ impl Drop for Lsp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Milliseconds since the first call, for transcript lines.
+fn stamp() -> String {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    format!(
+        "{:>6}ms",
+        START.get_or_init(Instant::now).elapsed().as_millis()
+    )
 }
 
 /// Reads one `Content-Length` framed message; `Ok(None)` at end of stream.
