@@ -504,9 +504,14 @@ impl Policy {
         } else {
             normalize(&self.root.join(path))
         };
-        let real = resolve_links(&abs);
+        let real = match abs.strip_prefix(&self.root) {
+            // The root is canonical already: only what is below it can be a link.
+            Ok(rel) => resolve_links(&self.root, rel),
+            Err(_) => resolve_links(Path::new("/"), &abs),
+        };
         let mut best: Option<Decision> = None;
-        for candidate in [&abs, &real] {
+        let candidates: &[&PathBuf] = if real == abs { &[&abs] } else { &[&abs, &real] };
+        for candidate in candidates {
             let rel = self.relative(candidate);
             let d = one(rel.as_deref());
             if best.as_ref().is_none_or(|b| d.verdict > b.verdict) {
@@ -783,17 +788,17 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Resolves symlinks in an absolute, normalized path, including in components that do not
-/// exist yet and dangling links (which a write would follow). Gives up after 40 links, like
-/// the kernel, returning the path resolved so far.
-fn resolve_links(path: &Path) -> PathBuf {
-    let mut pending: Vec<std::ffi::OsString> = path
+/// Resolves symlinks in `rel` below the symlink-free directory `base`, including in components
+/// that do not exist yet and dangling links (which a write would follow). Gives up after 40
+/// links, like the kernel, returning the path resolved so far.
+fn resolve_links(base: &Path, rel: &Path) -> PathBuf {
+    let mut pending: Vec<std::ffi::OsString> = rel
         .components()
         .filter(|c| !matches!(c, Component::RootDir))
         .map(|c| c.as_os_str().to_owned())
         .collect();
     pending.reverse();
-    let mut done = PathBuf::from("/");
+    let mut done = base.to_path_buf();
     let mut links = 0;
     while let Some(name) = pending.pop() {
         if name == ".." {

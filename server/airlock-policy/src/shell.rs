@@ -420,6 +420,15 @@ fn redirect(r: &ast::IoRedirect, depth: usize, out: &mut Vec<Part>) {
 
 /// Analyses a word: its literal value if it has one, and every command it would run.
 fn word_arg(raw: &str, depth: usize, out: &mut Vec<Part>) -> Arg {
+    // Most words are plain; they need no word parser (which dominates decision time).
+    let plain = !raw.is_empty()
+        && !raw.starts_with('~')
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./=:,+@%-".contains(&b));
+    if plain {
+        return Arg::Lit(raw.to_owned());
+    }
     let pieces = match word::parse(raw, &parser_options()) {
         Ok(p) => p,
         Err(_) => {
