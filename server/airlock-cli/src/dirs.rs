@@ -20,10 +20,15 @@ impl Dirs {
             std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from)
-                .ok_or_else(|| anyhow::anyhow!("neither $HOME nor the XDG directory variables are set"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("neither $HOME nor the XDG directory variables are set")
+                })
         };
         let xdg = |var: &str, fallback: &str| -> anyhow::Result<PathBuf> {
-            match std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from) {
+            match std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+            {
                 // The XDG spec says relative paths are invalid and must be ignored.
                 Some(p) if p.is_absolute() => Ok(p),
                 _ => Ok(home()?.join(fallback)),
