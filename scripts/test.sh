@@ -24,6 +24,15 @@ if [ -x scripts/install-neovim.sh ] || [ -f scripts/install-neovim.sh ]; then
   export NVIM
 fi
 
+if [ -f scripts/install-gemini.sh ]; then
+  log "ensuring Gemini CLI (npm @google/gemini-cli) in .cache/gemini for the real-agent test"
+  if AIRLOCK_GEMINI_JS=$(bash scripts/install-gemini.sh); then
+    export AIRLOCK_GEMINI_JS
+  else
+    log "WARNING: Gemini CLI install failed; tests/tests/acp_gemini.rs will be SKIPPED"
+  fi
+fi
+
 log "building the workspace"
 cargo build --workspace --all-targets
 

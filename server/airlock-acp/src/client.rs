@@ -350,10 +350,24 @@ impl AgentClient {
                     ),
                 ));
             }
-            let session = cx
-                .send_request(acp::NewSessionRequest::new(workspace_root.to_path_buf()))
-                .block_task()
+            // Agents send updates (e.g. available commands) right after answering
+            // session/new. An ordered callback records the session id on the dispatch loop
+            // before the next message is dispatched, so those updates are not taken for a
+            // foreign session's.
+            let (session_tx, session_rx) = oneshot::channel();
+            let record = shared.clone();
+            cx.prepare_request(acp::NewSessionRequest::new(workspace_root.to_path_buf()))
+                .on_receiving_result(move |result| {
+                    if let Ok(response) = &result {
+                        let _ = record.session_id.set(response.session_id.0.to_string());
+                    }
+                    let _ = session_tx.send(result);
+                    futures::future::ready(Ok(()))
+                })
+                .map_err(|e| ("session/new", e.message.clone()))?;
+            let session = session_rx
                 .await
+                .map_err(|_| ("session/new", String::from("the connection closed")))?
                 .map_err(|e| ("session/new", e.message.clone()))?;
             Ok((init, session))
         };
@@ -373,7 +387,6 @@ impl AgentClient {
             }
         };
         let session_id = session.session_id.0.to_string();
-        let _ = shared.session_id.set(session_id.clone());
         let agent_info = init.agent_info.map(|info| AgentInfo {
             name: info.name,
             version: info.version,

@@ -13,7 +13,7 @@ use airlock_acp::{
     ClientOptions, PermissionOutcome, TerminalExit, TerminalOutput, UpdateKind,
 };
 
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn airlock_bin() -> PathBuf {
     airlock_e2e::airlock_bin()
@@ -97,6 +97,8 @@ pub struct Answers {
     /// Commands whose `terminal/wait_for_exit` is answered only once the terminal is killed
     /// (stand-ins for long-running commands).
     pub slow_commands: Vec<&'static str>,
+    /// Answer reads of missing files with empty content (what Gemini CLI needs to create files).
+    pub missing_as_empty: bool,
 }
 
 impl Answers {
@@ -113,6 +115,7 @@ impl Answers {
             hold: Vec::new(),
             drop: Vec::new(),
             slow_commands: Vec::new(),
+            missing_as_empty: false,
         }
     }
 }
@@ -167,6 +170,11 @@ impl Harness {
         let (client, events) = within("agent start", AgentClient::spawn(config, root, options))
             .await
             .expect("agent starts and completes the handshake");
+        Self::attach(client, events, answers)
+    }
+
+    /// Plays the server for a client started by the test itself.
+    pub fn attach(client: AgentClient, events: AgentEvents, answers: Answers) -> Harness {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let writes = Arc::new(Mutex::new(Vec::new()));
         let (exited_tx, exited) = tokio::sync::watch::channel(false);
@@ -320,17 +328,22 @@ async fn serve(
                 limit,
                 respond,
             } => {
-                let result = std::fs::read_to_string(&path)
-                    .map(|text| {
-                        let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
-                        let take = limit.map_or(usize::MAX, |l| l as usize);
-                        if line.is_none() && limit.is_none() {
-                            text
-                        } else {
-                            text.split_inclusive('\n').skip(skip).take(take).collect()
-                        }
-                    })
-                    .map_err(|e| AgentError::not_found(format!("{}: {e}", path.display())));
+                let missing_as_empty = answers.missing_as_empty && !path.exists();
+                let result = if missing_as_empty {
+                    Ok(String::new())
+                } else {
+                    std::fs::read_to_string(&path)
+                        .map(|text| {
+                            let skip = line.map_or(0, |l| l.saturating_sub(1) as usize);
+                            let take = limit.map_or(usize::MAX, |l| l as usize);
+                            if line.is_none() && limit.is_none() {
+                                text
+                            } else {
+                                text.split_inclusive('\n').skip(skip).take(take).collect()
+                            }
+                        })
+                        .map_err(|e| AgentError::not_found(format!("{}: {e}", path.display())))
+                };
                 respond.send(result);
             }
             AgentRequest::WriteTextFile {
