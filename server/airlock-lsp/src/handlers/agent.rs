@@ -559,12 +559,15 @@ fn read_for_agent(
     let (text, _) = proposals::current_text(state, &resolved)
         .map_err(|e| AgentError::invalid_params(e.to_string()))?;
     let Some(text) = text else {
+        // A file that doesn't exist yet reads as empty: agents such as Gemini CLI read before
+        // creating a file and fail on an error. The proposal still knows the file is new (it
+        // checks the disk itself), so nothing is lost.
         state.emit(
-            Event::new(EventKind::FsRead, rel.clone())
+            Event::new(EventKind::FsRead, rel)
                 .decision("allow")
                 .field("missing", true),
         );
-        return Err(AgentError::not_found(format!("{rel} does not exist")));
+        return Ok(String::new());
     };
     let text = state
         .proposals
