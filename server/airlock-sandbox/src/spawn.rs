@@ -17,8 +17,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,10 @@ pub struct Sandbox {
     /// Whether read-granted system/toolchain rules cover the workspace (then the per-entry
     /// deny-read fallback can't work).
     workspace_under_read_rule: bool,
+    /// Ruleset for the user-namespace path, built on first use: workspace + TMPDIR base. Each
+    /// command's mount namespace shows only its own TMPDIR at the base path, so one ruleset
+    /// serves every command and no rule is added per spawn.
+    shared_ruleset: OnceLock<Result<OwnedFd, String>>,
 }
 
 /// A running sandboxed command. Dropping it without [`SandboxedChild::wait`] kills the tree,
@@ -174,6 +178,14 @@ impl Sandbox {
             .map_err(|e| SandboxError::io("cannot create", &empty_file, e))?;
         std::fs::set_permissions(&empty_file, std::fs::Permissions::from_mode(0o444))
             .map_err(|e| SandboxError::io("cannot chmod", &empty_file, e))?;
+        // `mnt/tmp` is where each command's private TMPDIR appears in its mount namespace;
+        // the shared Landlock rule is on `mnt` (Landlock skips the mount point itself).
+        let mnt_tmp = tmp_base.join("mnt/tmp");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&mnt_tmp)
+            .map_err(|e| SandboxError::io("cannot create", &mnt_tmp, e))?;
         std::fs::DirBuilder::new()
             .mode(0o555)
             .create(&empty_dir)
@@ -191,6 +203,7 @@ impl Sandbox {
             empty_file,
             empty_dir,
             counter: AtomicU64::new(0),
+            shared_ruleset: OnceLock::new(),
             workspace_under_read_rule,
         })
     }
@@ -263,8 +276,26 @@ impl Sandbox {
         };
 
         // Landlock: static handles + workspace + TMPDIR.
+        let mut shared_fd: RawFd = -1;
         let ruleset = match &self.landlock {
             None => None,
+            Some(plan) if userns => {
+                let r = self.shared_ruleset.get_or_init(|| {
+                    let ws_fd = landlock_rules::open_path(ws)
+                        .map_err(|e| format!("{}: {e}", ws.display()))?;
+                    let mnt = self.tmp_base.join("mnt");
+                    let base_fd = landlock_rules::open_path(&mnt)
+                        .map_err(|e| format!("{}: {e}", mnt.display()))?;
+                    let all = plan.all();
+                    plan.build(&[(ws_fd.as_fd(), all), (base_fd.as_fd(), all)])
+                        .map_err(|e| e.to_string())
+                });
+                match r {
+                    Ok(fd) => shared_fd = fd.as_raw_fd(),
+                    Err(e) => return Err(SandboxError::Landlock(e.clone())),
+                }
+                None
+            }
             Some(plan) => {
                 let all = plan.all();
                 let tmp_fd = landlock_rules::open_path(&tmpdir)
@@ -297,7 +328,12 @@ impl Sandbox {
 
         // Environment.
         let mut envs: Vec<(OsString, OsString)> = self.env_base.clone();
-        let tmp_os = tmpdir.clone().into_os_string();
+        // In a mount namespace the private TMPDIR is mounted over the base path.
+        let tmp_os = if userns {
+            self.tmp_base.join("mnt/tmp").into_os_string()
+        } else {
+            tmpdir.clone().into_os_string()
+        };
         for k in ["TMPDIR", "TMP", "TEMP"] {
             envs.retain(|(n, _)| n != k);
             envs.push((k.into(), tmp_os.clone()));
@@ -360,7 +396,7 @@ impl Sandbox {
                 stderr_child.as_ref().map_or(-1, |f| f.as_raw_fd()),
             ],
             userns: if userns {
-                let mut writable = vec![c(ws.as_os_str())?, c(tmpdir.as_os_str())?];
+                let mut writable = vec![c(ws.as_os_str())?];
                 for p in &self.config.extra_write {
                     if let Ok(p) = std::fs::canonicalize(p) {
                         writable.push(c(p.as_os_str())?);
@@ -370,12 +406,16 @@ impl Sandbox {
                     uid_map: CString::new(format!("{uid} {uid} 1\n")).unwrap_or_default(),
                     gid_map: CString::new(format!("{gid} {gid} 1\n")).unwrap_or_default(),
                     writable,
+                    tmp_over: (
+                        c(tmpdir.as_os_str())?,
+                        c(self.tmp_base.join("mnt/tmp").as_os_str())?,
+                    ),
                 })
             } else {
                 None
             },
             mounts,
-            ruleset: ruleset.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            ruleset: ruleset.as_ref().map_or(shared_fd, |f| f.as_raw_fd()),
             filters: [&self.filters.enosys, &self.filters.eperm],
             rlimits: rlimits(&self.config.limits),
             err_w: err_w.as_raw_fd(),
@@ -969,6 +1009,9 @@ struct UsernsPlan {
     /// workspace, the TMPDIR, `extra_write`): metadata changes (chmod, chown, utimes, xattrs),
     /// which Landlock does not control, can't reach anything else.
     writable: Vec<CString>,
+    /// (private TMPDIR, base path): mounted last, writable, over the base that the shared
+    /// Landlock ruleset grants.
+    tmp_over: (CString, CString),
 }
 
 #[repr(C)]
@@ -1364,6 +1407,18 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
                 {
                     fail(ew, STEP_MOUNT, errno());
                 }
+            }
+            let (src, dst) = &u.tmp_over;
+            if libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+                || !mount_setattr(dst, false, 0, MOUNT_ATTR_RDONLY)
+            {
+                fail(ew, STEP_READONLY, errno());
             }
         }
         if libc::chdir(plan.cwd.as_ptr()) != 0 {
