@@ -42,7 +42,6 @@ fn kill_9_during_apply_leaves_no_torn_file_and_loses_no_proposal() -> anyhow::Re
             .unwrap_or_default()
             .to_owned();
         // Accept, then kill at a different moment each round (0–11 ms after sending).
-        lsp.notify("$/ignored", json!({}))?;
         lsp.send(&json!({"jsonrpc": "2.0", "id": 9999, "method": "workspace/executeCommand", "params": {"command": "airlock.acceptAll", "arguments": [id]}}))?;
         std::thread::sleep(Duration::from_millis(round));
         lsp.child.kill()?;
