@@ -7,8 +7,6 @@
 //! - [`place`] never reports a hunk as applicable when the user changed any line it replaces
 //!   (or inserted lines inside it, or inserted at the same point): the user's text wins.
 
-use std::collections::HashMap;
-
 use similar::{Algorithm, DiffTag, TextDiff, capture_diff_slices};
 
 use crate::text::split_lines;
@@ -28,7 +26,7 @@ pub(crate) struct Change {
 const HIGHLIGHT_MAX_LINES: usize = 32;
 
 /// Non-equal regions turning `old` into `new`, in order, never adjacent to each other.
-pub(crate) fn changes<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<Change> {
+pub(crate) fn changes(old: &[&str], new: &[&str]) -> Vec<Change> {
     // Common prefix/suffix are trimmed here because agent writes usually touch a few places
     // of a large file, and the diff is then only run on the middle.
     let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
@@ -45,21 +43,7 @@ pub(crate) fn changes<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<Change> {
     if old_mid.is_empty() && new_mid.is_empty() {
         return Vec::new();
     }
-    // Myers compares lines many times; comparing interned ids instead of strings is cheaper
-    // than the one hash per line it costs.
-    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(old_mid.len() + new_mid.len());
-    let mut intern = |lines: &[&'a str]| -> Vec<u32> {
-        lines
-            .iter()
-            .map(|l| {
-                let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-                *ids.entry(l).or_insert(next)
-            })
-            .collect()
-    };
-    let old_ids = intern(old_mid);
-    let new_ids = intern(new_mid);
-    capture_diff_slices(Algorithm::Myers, &old_ids, &new_ids)
+    capture_diff_slices(Algorithm::Myers, old_mid, new_mid)
         .into_iter()
         .filter(|op| op.tag() != DiffTag::Equal)
         .map(|op| {

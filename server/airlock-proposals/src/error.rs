@@ -43,6 +43,8 @@ pub enum ProposalError {
         "{path} already exists, so it cannot be proposed as a new file; propose a change with its current content as the base"
     )]
     NewFileExists { path: PathBuf },
+    #[error("refusing {path}: it is a directory, not a file")]
+    NotAFile { path: PathBuf },
     #[error("a new-file proposal for {path} must have an empty base text (got {len} bytes)")]
     NewFileWithBase { path: PathBuf, len: usize },
     #[error("no pending proposal with id {id} (it may have been resolved or superseded already)")]

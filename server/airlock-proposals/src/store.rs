@@ -321,6 +321,9 @@ impl Store {
         let path = self.resolve_path(&input.path)?;
         check_text(&path, &input.base_text, &self.limits)?;
         check_text(&path, &input.new_text, &self.limits)?;
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(ProposalError::NotAFile { path });
+        }
         if input.is_new_file {
             if !input.base_text.is_empty() {
                 return Err(ProposalError::NewFileWithBase {

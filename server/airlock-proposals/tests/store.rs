@@ -460,6 +460,8 @@ fn guards_refuse_with_actionable_errors() {
         err.to_string().contains("outside the workspace root"),
         "{err}"
     );
+    let err = store.propose(input("src", "x")).unwrap_err();
+    assert!(matches!(err, ProposalError::NotAFile { .. }), "{err}");
     let err = store.propose(input("src/a.rs", "bin\0ary")).unwrap_err();
     assert!(err.to_string().contains("binary"), "{err}");
     let err = store
@@ -540,4 +542,72 @@ fn plan_records_nothing_until_commit_and_stale_plans_are_refused() {
     assert_eq!(r.new_text, None);
     assert_eq!(r.outcome.hunks[0].result, HunkResult::Accepted);
     assert_eq!(r.proposal.hunks[1].status, HunkStatus::Accepted);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("a\n"),
+                Just("b\n"),
+                Just("c\r\n"),
+                Just("é\n"),
+                Just("\n")
+            ],
+            0..14,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Whatever the user changed meanwhile, accepting everything never touches a line the
+        /// user changed, and the edits turn the current text into the new text exactly.
+        #[test]
+        fn accepting_never_overwrites_user_lines(base in text(), agent in text(), user in text()) {
+            let env = env();
+            let options = StoreOptions { durable: false, ..StoreOptions::default() };
+            let mut store = Store::open_with(&env.state, &env.root, options).unwrap();
+            let p = store.propose(ProposeInput {
+                path: "f.txt".into(),
+                base_text: base.clone(),
+                base_version: None,
+                is_new_file: false,
+                new_text: agent.clone(),
+                origin: Origin::default(),
+            }).unwrap();
+            if p.hunks.is_empty() {
+                return Ok(());
+            }
+            let r = store.resolve(resolve(&p.id, None, Decision::Accept, &user)).unwrap();
+            let result = r.new_text.clone().unwrap_or_else(|| user.clone());
+            prop_assert_eq!(apply_edits(&user, &r.edits), result.clone());
+            if base == user {
+                prop_assert_eq!(result, agent);
+            }
+            // Lines of `user` that differ from the base (new side of base → user changes).
+            let user_changed: Vec<usize> = airlock_proposals::line_edits(&base, &user)
+                .iter()
+                .flat_map(|e| {
+                    let start = e.start_line as usize;
+                    let n = e.new_text.split_inclusive('\n').count();
+                    let shift: isize = airlock_proposals::line_edits(&base, &user)
+                        .iter()
+                        .take_while(|o| o.start_line < e.start_line)
+                        .map(|o| o.new_text.split_inclusive('\n').count() as isize - (o.end_line - o.start_line) as isize)
+                        .sum();
+                    let s = start.saturating_add_signed(shift);
+                    s..s + n
+                })
+                .collect();
+            for e in &r.edits {
+                for line in e.start_line as usize..e.end_line as usize {
+                    prop_assert!(!user_changed.contains(&line), "edit {:?} overwrites user line {}", e, line);
+                }
+            }
+        }
+    }
 }
