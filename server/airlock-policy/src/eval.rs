@@ -533,21 +533,36 @@ impl Policy {
         Some(parts.join("/"))
     }
 
-    /// Decides a shell command line: every part of it, strictest wins.
+    /// Decides a shell command line run in the workspace root: every part of it, strictest
+    /// wins.
     pub fn decide_command(&self, command_line: &str) -> CommandDecision {
-        self.decide_parts(shell::split_command(command_line))
+        self.decide_parts(shell::split_command(command_line), &self.root)
+    }
+
+    /// Like [`Policy::decide_command`] for a command run in `cwd` (absolute, or relative to the
+    /// workspace root): relative redirection targets and arguments are resolved from there.
+    pub fn decide_command_in(&self, command_line: &str, cwd: &Path) -> CommandDecision {
+        let cwd = self.root.join(cwd);
+        self.decide_parts(shell::split_command(command_line), &cwd)
     }
 
     /// Decides a command given as program and arguments (no shell involved, but `sh -c`,
-    /// wrappers such as `env`/`timeout`/`xargs` are still looked through).
+    /// wrappers such as `env`/`timeout`/`xargs` are still looked through), run in the
+    /// workspace root.
     pub fn decide_argv(&self, argv: &[String]) -> CommandDecision {
-        self.decide_parts(shell::split_argv(argv))
+        self.decide_parts(shell::split_argv(argv), &self.root)
     }
 
-    fn decide_parts(&self, parts: Vec<Part>) -> CommandDecision {
+    /// Like [`Policy::decide_argv`] for a command run in `cwd`.
+    pub fn decide_argv_in(&self, argv: &[String], cwd: &Path) -> CommandDecision {
+        let cwd = self.root.join(cwd);
+        self.decide_parts(shell::split_argv(argv), &cwd)
+    }
+
+    fn decide_parts(&self, parts: Vec<Part>, cwd: &Path) -> CommandDecision {
         let mut out: Vec<CommandPart> = Vec::with_capacity(parts.len());
         for part in parts {
-            if let Some(decision) = self.decide_part(&part.kind) {
+            if let Some(decision) = self.decide_part(&part.kind, cwd) {
                 out.push(CommandPart {
                     text: part.text,
                     decision,
@@ -571,7 +586,7 @@ impl Policy {
         }
     }
 
-    fn decide_part(&self, kind: &PartKind) -> Option<Decision> {
+    fn decide_part(&self, kind: &PartKind, cwd: &Path) -> Option<Decision> {
         match kind {
             PartKind::Fixed(verdict, reason) => Some(Decision::builtin(*verdict, reason.clone())),
             PartKind::Write(Arg::Dyn(_)) => Some(Decision::builtin(
@@ -589,7 +604,7 @@ impl Policy {
                         "builtin: standard device",
                     ));
                 }
-                let d = self.decide_write(Path::new(path));
+                let d = self.decide_write(&cwd.join(path));
                 if d.layer == Layer::Builtin && d.rule.as_deref() == Some(RULE_WRITE_DEFAULT) {
                     // A command's own output file is not an agent edit: only rules about the
                     // path (protect, ask_write, outside the workspace) matter here.
@@ -608,13 +623,13 @@ impl Policy {
                         "builtin: standard device",
                     ));
                 }
-                Some(self.decide_read(Path::new(path)))
+                Some(self.decide_read(&cwd.join(path)))
             }
             PartKind::Command {
                 argv,
                 unsafe_env,
                 explicit_only,
-            } => self.decide_simple(argv, unsafe_env, *explicit_only),
+            } => self.decide_simple(argv, unsafe_env, *explicit_only, cwd),
         }
     }
 
@@ -623,6 +638,7 @@ impl Policy {
         argv: &[Arg],
         unsafe_env: &[String],
         explicit_only: bool,
+        cwd: &Path,
     ) -> Option<Decision> {
         let program = match argv.first() {
             None => return Some(Decision::builtin(Verdict::Ask, "builtin: empty command")),
@@ -656,6 +672,11 @@ impl Policy {
                 None => Decision::builtin(Verdict::Ask, RULE_COMMAND_DEFAULT),
             },
         };
+        if decision.verdict == Verdict::Allow
+            && let Some(reason) = self.sensitive_argument(&argv[1..], cwd)
+        {
+            return Some(Decision::builtin(Verdict::Ask, reason));
+        }
         if decision.verdict == Verdict::Allow && !unsafe_env.is_empty() {
             return Some(Decision::builtin(
                 Verdict::Ask,
@@ -666,6 +687,50 @@ impl Policy {
             ));
         }
         Some(decision)
+    }
+
+    /// Defence in depth for allowed commands: an argument naming a protected path or a path
+    /// the agent may not read (`cp x .git/hooks/pre-commit`, `cat .env`) turns `allow` into
+    /// `ask`. Lexical only (no symlink resolution: the sandbox enforces the real thing), and
+    /// only for paths inside the workspace.
+    fn sensitive_argument(&self, args: &[Arg], cwd: &Path) -> Option<String> {
+        for arg in args {
+            let Arg::Lit(a) = arg else { continue };
+            let value = match a.split_once('=') {
+                Some((opt, v)) if opt.starts_with('-') => v,
+                _ if a.starts_with('-') => continue,
+                _ => a.as_str(),
+            };
+            if value.is_empty() || value.contains("://") {
+                continue;
+            }
+            let p = Path::new(value);
+            let abs = if p.is_absolute() {
+                normalize(p)
+            } else {
+                normalize(&cwd.join(p))
+            };
+            let Some(rel) = self.relative(&abs) else {
+                continue;
+            };
+            if rel.is_empty() {
+                continue;
+            }
+            if self.protect.best(&rel).is_some() {
+                return Some(format!(
+                    "builtin: argument `{value}` names a protected path"
+                ));
+            }
+            let denied = self.deny_read.best(&rel).is_some()
+                || (self.allow_read.best(&rel).is_none()
+                    && self.builtin_deny_read.best(&rel).is_some());
+            if denied {
+                return Some(format!(
+                    "builtin: argument `{value}` names a path the agent may not read"
+                ));
+            }
+        }
+        None
     }
 
     /// May the agent's commands connect to `host` (and `port`, when known)?

@@ -316,9 +316,9 @@ fn compound_command(c: &ast::CompoundCommand, depth: usize, out: &mut Vec<Part>)
             ));
             // `( (cmd) )` can come back as arithmetic; reading it as commands too only adds
             // parts, so it can only make the verdict stricter.
-            if may_be_commands(&a.expr.value) {
-                parse_into(&a.expr.value, depth + 1, out);
-            }
+            // The parser does not keep the spacing that tells `( (` from `((`, and this part is
+            // `ask` anyway, so always look inside.
+            parse_into(&a.expr.value, depth + 1, out);
         }
         ast::CompoundCommand::ArithmeticForClause(f) => {
             out.push(fixed_ask(

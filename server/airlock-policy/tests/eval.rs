@@ -166,6 +166,17 @@ fn commands() {
         ("cargo test 'unterminated", Ask),
         ("", Ask),
         ("   ", Ask),
+        // arguments naming protected or unreadable paths
+        ("cat .env", Ask),
+        ("cat ./secrets/key", Ask),
+        ("cat .env.example", Allow),
+        ("cat src/main.rs", Allow),
+        ("cat --file=.env", Ask),
+        ("echo x .git/hooks/pre-commit", Ask),
+        ("find . -name x -newer .git/config", Ask),
+        ("cat /etc/hostname", Allow),
+        ("git diff .github/workflows/ci.yml", Ask),
+        ("rm -rf .git/hooks", Deny),
         // redirections
         ("cargo test > .git/hooks/pre-commit", Deny),
         ("echo x >> .airlock/policy.toml", Deny),
@@ -215,6 +226,30 @@ fn argv_commands() {
         let got = f.policy.decide_argv(&argv(a));
         assert_eq!(got.verdict, *want, "{a:?}: {:#?}", got.parts);
     }
+}
+
+#[test]
+fn commands_in_a_subdirectory() {
+    let f = fixture();
+    let p = &f.policy;
+    assert_eq!(
+        p.decide_command_in("echo x > ../.git/config", Path::new("src"))
+            .verdict,
+        Deny
+    );
+    assert_eq!(
+        p.decide_command_in("echo x > out.txt", Path::new("src"))
+            .verdict,
+        Allow
+    );
+    assert_eq!(
+        p.decide_command_in("cat ../.env", &f.root.join("src"))
+            .verdict,
+        Ask
+    );
+    assert_eq!(p.decide_command("cat ../.env").verdict, Allow);
+    let argv: Vec<String> = ["cat", "../secrets/key"].map(String::from).to_vec();
+    assert_eq!(p.decide_argv_in(&argv, Path::new("src")).verdict, Ask);
 }
 
 #[test]
