@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Agent write of a 1,000-line file → `airlock/proposal` at the client, and prompt → first
+`airlock/agentUpdate` (the bridge round trip), with the real binary and the scripted agent.
+
+Each measured turn is a fresh prompt; "write" turns make the agent write a 1,000-line file with
+~1 % of lines changed (a new variant each time, so every write is a real diff), "message" turns
+only send one message chunk. The write → proposal cost is the write turn's latency minus the
+message turn's (both include the same prompt → agent hop), reported per percentile.
+Usage: benches/proposal_latency.py [path/to/airlock] [turns]   (default target/release/airlock, 60)
+"""
+import json, os, statistics, subprocess, sys, tempfile, time
+
+AIRLOCK = sys.argv[1] if len(sys.argv) > 1 else "target/release/airlock"
+TURNS = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+
+def text(variant):
+    return "".join(f"line {i} {'v%d' % variant if i % 100 == 7 else 'same'} {'x' * 40}\n" for i in range(1000))
+
+class Client:
+    def __init__(self, cmd, env):
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.next = 1
+    def send(self, m):
+        b = json.dumps(m).encode()
+        self.p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(b) + b); self.p.stdin.flush()
+    def read(self):
+        n = None
+        while True:
+            line = self.p.stdout.readline()
+            if not line: raise RuntimeError("server closed")
+            if line in (b"\r\n", b"\n"): break
+            if line.lower().startswith(b"content-length"): n = int(line.split(b":")[1])
+        return json.loads(self.p.stdout.read(n))
+    def request(self, method, params, until=None):
+        i = self.next; self.next += 1
+        t0 = time.perf_counter(); hit = None
+        self.send({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+        while True:
+            m = self.read()
+            if "method" in m and "id" in m:
+                self.send({"jsonrpc": "2.0", "id": m["id"], "result": None}); continue
+            if until and hit is None and m.get("method") == until:
+                hit = time.perf_counter() - t0
+            if m.get("id") == i and "method" not in m:
+                return m, hit
+
+def pct(xs, p):
+    xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="airlock-bench-")
+    ws = os.path.join(tmp, "ws"); os.makedirs(ws)
+    with open(os.path.join(ws, "big.txt"), "w") as f: f.write(text(0))
+    turns = []
+    for i in range(1, TURNS + 1):
+        turns.append(f'[[turn]]\nmatch = "write {i} now"\n[[turn.step]]\nwrite = "big.txt"\ncontent = {json.dumps(text(i))}\n')
+        turns.append(f'[[turn]]\nmatch = "message {i} now"\n[[turn.step]]\nmessage = "m{i}"\n')
+    script = os.path.join(tmp, "script.toml")
+    with open(script, "w") as f: f.write("\n".join(turns))
+    env = dict(os.environ, XDG_STATE_HOME=os.path.join(tmp, "state"), XDG_CONFIG_HOME=os.path.join(tmp, "config"), HOME=tmp)
+    c = Client([AIRLOCK, "serve"], env)
+    c.request("initialize", {"processId": os.getpid(), "rootUri": "file://" + ws,
+                             "capabilities": {"experimental": {"airlock": True}},
+                             "initializationOptions": {"agent": {"script": script}}})
+    c.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    c.request("airlock/prompt", {"text": "message 1 now"})  # start the agent outside the timing
+    write, msg = [], []
+    for i in range(1, TURNS + 1):
+        _, t = c.request("airlock/prompt", {"text": f"write {i} now"}, until="airlock/proposal")
+        write.append(t * 1000)
+        _, t = c.request("airlock/prompt", {"text": f"message {i} now"}, until="airlock/agentUpdate")
+        msg.append(t * 1000)
+    c.p.kill()
+    print("| path | p50 | p99 |")
+    print("|---|---|---|")
+    print(f"| prompt → first `airlock/agentUpdate` (bridge round trip, baseline) | {statistics.median(msg):.2f} ms | {pct(msg, .99):.2f} ms |")
+    print(f"| prompt → `airlock/proposal` for a 1,000-line write | {statistics.median(write):.2f} ms | {pct(write, .99):.2f} ms |")
+    print(f"| difference: agent write → proposal at the client | {statistics.median(write) - statistics.median(msg):.2f} ms | {pct(write, .99) - pct(msg, .99):.2f} ms |")
+    print(f"\n{TURNS} turns of each kind; {os.cpu_count()} cores.")
+
+if __name__ == "__main__":
+    main()
