@@ -340,8 +340,7 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
   /** Opens VS Code's diff editor: the file as it is (left) and the proposed text (right, editable). */
   async diffHunk(...args: unknown[]): Promise<void> {
     const [a, b] = args;
-    let uri: vscode.Uri | undefined =
-      typeof a === 'string' && a.includes(':') && !/^[0-9a-f-]+$/i.test(a) ? vscode.Uri.parse(a) : a instanceof vscode.Uri ? a : undefined;
+    let uri: vscode.Uri | undefined = typeof a === 'string' && a.startsWith('file:') ? vscode.Uri.parse(a) : a instanceof vscode.Uri ? a : undefined;
     let hunk = typeof b === 'number' ? b : undefined;
     if (!uri && a && typeof a === 'object' && 'uri' in a) {
       const n = a as { uri: vscode.Uri; hunk?: number };
@@ -374,8 +373,7 @@ export class Proposals implements vscode.CodeLensProvider, vscode.FileSystemProv
       await doc.save(); // goes through writeFile below
       return;
     }
-    const outcome = await this.acceptFile(originalUri(doc.uri).toString());
-    void outcome;
+    await this.acceptFile(originalUri(doc.uri).toString());
     await closeDiffFor(originalUri(doc.uri));
   }
 

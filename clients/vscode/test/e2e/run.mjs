@@ -53,6 +53,7 @@ const NOTE = '// reviewed\n';
 const FINAL = NOTE + 'fn one() {\n    100\n}\n\nfn two() {\n    222\n}\n\nfn three() {\n    3\n}\n';
 const REASON = 'keep three as it is';
 const RENAMED = FINAL.replace('fn one()', 'fn uno()').replace('fn three()', 'fn tres()');
+const BUMPED = RENAMED.replace('    222\n', '    2222\n');
 
 const tmp = mkdtempSync(join(tmpdir(), 'airlock-vscode-run-'));
 // A private copy of the binary: the server starts the embedded agent from its own executable,
@@ -83,6 +84,12 @@ run = "echo airlock-approved"
 run = "echo airlock-denied"
 [[turn.step]]
 message = "Check finished."
+
+[[turn]]
+match = "bump two"
+[[turn.step]]
+write = "src/lib.rs"
+content = ${JSON.stringify(BUMPED)}
 
 [[turn]]
 match = "rename them"
@@ -426,6 +433,23 @@ async function main() {
     await eventually('no lenses left', async () => (await lenses('Accept').count()) === 0);
     await page.keyboard.press('Control+s');
     await eventually('disk content after save', async () => disk() === RENAMED, 10000);
+  });
+
+  await check('typing inside a hunk turns it into a conflict; Reject without a reason', async () => {
+    await page.locator('.editor-instance:visible .view-line').first().click();
+    await runCommand('Airlock: Ask the agent');
+    await answerInput('bump two');
+    await eventually('1 Accept lens', async () => (await lenses('Accept').count()) === 1);
+    await page.locator('.editor-instance:visible .view-line', { hasText: /^\s+222$/ }).click();
+    await page.keyboard.press('End');
+    await page.keyboard.type('9');
+    await eventually('the conflict lens', async () => (await lenses('\\S* ?Conflict — Accept').count()) === 1);
+    await screenshot('conflict');
+    await lenses('Reject').click();
+    await answerInput('');
+    await eventually('no lenses left', async () => (await lenses('Reject').count()) === 0);
+    await page.keyboard.press('Control+s');
+    await eventually('disk keeps the user\'s text', async () => disk() === RENAMED.replace('    222\n', '    2229\n'), 10000);
   });
 
   await check('"Trust workspace policy" trusts the workspace policy and restarts the server', async () => {
