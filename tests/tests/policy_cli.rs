@@ -56,6 +56,15 @@ fn check_valid_and_invalid_files() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("valid"));
+    // Valid, but untrusted: the loosening entries are named.
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{}:5:10: warning: `commands.allow` \"cargo test\" loosens",
+            file.display()
+        )),
+        "{err}"
+    );
 
     env.write(
         ".airlock/policy.toml",

@@ -97,6 +97,9 @@ fn check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     match airlock_policy::check_file(&file) {
         Ok(true) => {
             println!("{}: valid", file.display());
+            for w in workspace_warnings(&file) {
+                eprintln!("{w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Ok(false) => {
@@ -109,6 +112,37 @@ fn check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// For a workspace policy (`<root>/.airlock/policy.toml`): the entries of this file that
+/// will not apply (untrusted loosening, keys locked by the managed policy). Best effort: if the
+/// other layers cannot be loaded, there is nothing reliable to say.
+fn workspace_warnings(file: &Path) -> Vec<airlock_policy::Warning> {
+    let Ok(file) = file.canonicalize() else {
+        return Vec::new();
+    };
+    let is_workspace_policy = file.file_name().is_some_and(|n| n == "policy.toml")
+        && file
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == ".airlock");
+    let Some(root) = file.parent().and_then(Path::parent) else {
+        return Vec::new();
+    };
+    if !is_workspace_policy {
+        return Vec::new();
+    }
+    let Ok(paths) = policy_paths(root.to_path_buf()) else {
+        return Vec::new();
+    };
+    match airlock_policy::load(&paths) {
+        Ok(loaded) => loaded
+            .warnings
+            .into_iter()
+            .filter(|w| w.path == paths.workspace_policy())
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
