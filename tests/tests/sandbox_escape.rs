@@ -129,6 +129,14 @@ fn secrets_in_home_and_deny_read_files_are_unreadable() {
         std::fs::create_dir_all(t.home.join(".ssh")).unwrap();
         std::fs::write(t.home.join(".ssh/id_ed25519"), "SSH-KEY-SECRET").unwrap();
         std::fs::write(t.home.join("notes.txt"), "HOME-FILE-SECRET").unwrap();
+        // ~/.cargo is readable by default (toolchain), its crates.io token is not.
+        std::fs::create_dir_all(t.home.join(".cargo")).unwrap();
+        std::fs::write(
+            t.home.join(".cargo/credentials.toml"),
+            "token = \"CARGO-TOKEN-SECRET\"",
+        )
+        .unwrap();
+        std::fs::write(t.home.join(".cargo/config.toml"), "[build]").unwrap();
         std::fs::write(t.ws.join(".env"), "DOTENV-SECRET").unwrap();
         std::fs::create_dir_all(t.ws.join("svc")).unwrap();
         std::fs::write(t.ws.join("svc/.env.local"), "NESTED-DOTENV-SECRET").unwrap();
@@ -139,14 +147,19 @@ fn secrets_in_home_and_deny_read_files_are_unreadable() {
         let script = format!(
             "cat {home}/.ssh/id_ed25519 > leak1; cat {home}/notes.txt > leak2; cat .env > leak3; \
              cat svc/.env.local > leak4; cat env-link > leak5; cat /proc/self/cwd/.env > leak6; \
-             cp .env leak7; cat readme.txt > public; exit 0"
+             cp .env leak7; cat {home}/.cargo/credentials.toml > leak8; cat {home}/.cargo/config.toml > cargo-config; cat readme.txt > public; exit 0"
         );
         let r = t.exec(&[], &script);
         assert_eq!(r.code, 0, "{case}: {}", r.stderr);
-        for i in 1..=7 {
+        for i in 1..=8 {
             let leaked = std::fs::read_to_string(t.ws.join(format!("leak{i}"))).unwrap_or_default();
             assert!(!leaked.contains("SECRET"), "{case}: leak{i} = {leaked:?}");
         }
+        assert_eq!(
+            std::fs::read_to_string(t.ws.join("cargo-config")).unwrap(),
+            "[build]",
+            "{case}: toolchain config unreadable"
+        );
         assert_eq!(
             std::fs::read_to_string(t.ws.join("public")).unwrap(),
             "PUBLIC",

@@ -55,6 +55,14 @@ const ETC_ROOT_SECRETS: &[&str] = &[
     "security/opasswd",
 ];
 
+/// Credential files inside toolchain directories that stay unreadable.
+pub const TOOLCHAIN_SECRETS: &[&str] = &[
+    "credentials.toml",
+    "credentials",
+    ".credentials.toml",
+    "registry/credentials.toml",
+];
+
 pub(crate) struct Handle {
     pub fd: OwnedFd,
     pub access: BitFlags<AccessFs>,
@@ -140,7 +148,7 @@ impl LandlockPlan {
         let root = unsafe { libc::geteuid() } == 0;
         for p in SYSTEM_READ {
             if root && *p == "/etc" {
-                self.add_excluding(Path::new(p), Path::new(""), rx)?;
+                self.add_excluding(Path::new(p), Path::new(""), ETC_ROOT_SECRETS, rx)?;
                 continue;
             }
             self.add(Path::new(p), rx)?;
@@ -171,33 +179,45 @@ impl LandlockPlan {
         Ok(())
     }
 
-    /// Grants `dir` entry by entry, skipping [`ETC_ROOT_SECRETS`] (relative to `/etc`) and
+    /// Grants `dir` entry by entry, skipping `excluded` (paths relative to `dir`) and
     /// recursing only into directories that contain one.
     fn add_excluding(
         &mut self,
         dir: &Path,
         rel: &Path,
+        excluded: &[&str],
         access: BitFlags<AccessFs>,
     ) -> Result<(), SandboxError> {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| SandboxError::io("cannot list", dir, e))?;
+        let entries = std::fs::read_dir(dir.join(rel))
+            .map_err(|e| SandboxError::io("cannot list", dir, e))?;
         for entry in entries.flatten() {
             let r = rel.join(entry.file_name());
-            if ETC_ROOT_SECRETS.iter().any(|s| Path::new(s) == r) {
+            if excluded.iter().any(|s| Path::new(s) == r) {
                 continue;
             }
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir
-                && ETC_ROOT_SECRETS
-                    .iter()
-                    .any(|s| Path::new(s).starts_with(&r))
-            {
-                self.add_excluding(&entry.path(), &r, access)?;
+            if is_dir && excluded.iter().any(|s| Path::new(s).starts_with(&r)) {
+                self.add_excluding(dir, &r, excluded, access)?;
             } else {
                 self.add(&entry.path(), access)?;
             }
         }
         Ok(())
+    }
+
+    /// Read+execute on a toolchain directory, minus the credential files tools keep there
+    /// (`~/.cargo/credentials.toml` holds the crates.io token).
+    pub fn add_read(&mut self, path: &Path) -> Result<(), SandboxError> {
+        let rx = self.read_exec();
+        let present: Vec<&str> = TOOLCHAIN_SECRETS
+            .iter()
+            .copied()
+            .filter(|s| std::fs::symlink_metadata(path.join(s)).is_ok())
+            .collect();
+        if present.is_empty() || !path.is_dir() {
+            return self.add(path, rx);
+        }
+        self.add_excluding(path, Path::new(""), &present, rx)
     }
 
     /// Builds a ruleset fd from the handles plus per-command `extra` handles.

@@ -221,3 +221,28 @@ pub(crate) fn compile(needs: SeccompNeeds) -> Result<Filters, SandboxError> {
             .map_err(|e: seccompiler::BackendError| SandboxError::Seccomp(e.to_string()))?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_compile_for_every_kernel_variant() {
+        for block_inet in [false, true] {
+            for block_truncate in [false, true] {
+                for block_unix in [false, true] {
+                    let f = compile(SeccompNeeds {
+                        block_inet,
+                        block_truncate,
+                        block_unix,
+                    })
+                    .expect("compile");
+                    assert!(!f.eperm.is_empty() && !f.enosys.is_empty());
+                    // The kernel refuses filters over 4096 instructions.
+                    assert!(f.eperm.len() < 4096, "{}", f.eperm.len());
+                    println!("eperm {} enosys {}", f.eperm.len(), f.enosys.len());
+                }
+            }
+        }
+    }
+}

@@ -145,10 +145,9 @@ impl Sandbox {
         let landlock = if abi >= 1 {
             let mut plan = LandlockPlan::new(abi, &config.allow_tcp_connect_ports);
             plan.add_system()?;
-            let rx = plan.read_exec();
             let all = plan.all();
             for p in &config.extra_read {
-                plan.add(p, rx)?;
+                plan.add_read(p)?;
             }
             for p in &config.extra_write {
                 plan.add(p, all)?;
