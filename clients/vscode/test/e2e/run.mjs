@@ -11,11 +11,12 @@
 //   AIRLOCK_E2E_OUT    where screenshots and logs go             (default: a new temp dir)
 //   CHROMIUM           browser executable                        (default: /usr/bin/chromium)
 //   E2E_HEADED=1       show the browser (needs a display)
+//   E2E_KEEP=1         keep the temp workspace and state dirs (printed) for debugging
 //
 // Prints one line per check and, last, `N passed, N failed`. Exit status 1 if any failed.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -489,7 +490,11 @@ try {
   }
 }
 writeFileSync(join(OUT, 'code-server.log'), csOut);
-console.log(`screenshots and logs: ${OUT}`);
+// Keep the server's log with the screenshots; drop the rest (workspace, dirs, binary copy).
+const serverLogs = join(env.XDG_STATE_HOME, 'airlock', 'logs');
+if (existsSync(serverLogs)) cpSync(serverLogs, join(OUT, 'airlock-logs'), { recursive: true });
+if (!process.env.E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
+console.log(`screenshots and logs: ${OUT}${process.env.E2E_KEEP ? `; workspace and state: ${tmp}` : ''}`);
 const passed = results.filter((r) => r.ok).length;
 const failed = results.length - passed + (fatal ? 1 : 0);
 console.log(`${passed} passed, ${failed} failed`);
