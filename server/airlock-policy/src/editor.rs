@@ -462,6 +462,16 @@ mod tests {
         let h = hover(TEXT, at("*.crates")).unwrap();
         assert!(h.contains("any subdomain of `crates.io`"), "{h}");
         assert!(hover(TEXT, at("# keep")).is_none());
+        assert!(
+            hover(TEXT, at("commands]"))
+                .unwrap()
+                .starts_with("**commands**")
+        );
+        assert!(hover(TEXT, at("version")).unwrap().contains("Must be `1`"));
+        let h = hover("version = 1\n[commands]\ndefault = \"ask\"\n", 34).unwrap();
+        assert!(h.contains("the user approves"), "{h}");
+        let h = hover("version = 1\nlock = [\"network\"]\n", 22).unwrap();
+        assert!(h.starts_with("`network` (lock): Locks `network`"), "{h}");
         assert!(hover(TEXT, usize::MAX).is_none());
         assert!(hover("[[[", 1).is_none());
     }
