@@ -314,13 +314,17 @@ mod tests {
             let bl = split_lines(&base);
             let cl = split_lines(&user);
             let uc = changes(&bl, &cl);
+            let mut prev_end = 0;
             for h in diff(&base, &agent) {
                 let (s, e) = (h.old_start as usize, (h.old_start + h.old_count) as usize);
-                match place(&uc, &bl, &cl, s, e, &h.new_text) {
-                    Placement::Clean { start } => {
-                        prop_assert_eq!(cl[start..start + (e - s)].concat(), h.old_text);
-                    }
-                    Placement::AlreadyApplied { .. } | Placement::Conflict { .. } => {}
+                let placement = place(&uc, &bl, &cl, s, e, &h.new_text);
+                let (start, end) = placement.range(e - s);
+                prop_assert!(start <= end && end <= cl.len(), "{:?} out of bounds", placement);
+                if let Placement::Clean { start } = placement {
+                    prop_assert_eq!(cl[start..start + (e - s)].concat(), h.old_text);
+                    // Clean hunks stay in order and never overlap, so splicing them is safe.
+                    prop_assert!(start >= prev_end, "{:?} overlaps the previous hunk", placement);
+                    prev_end = end;
                 }
             }
         }
