@@ -19,7 +19,7 @@ use crate::ext::ClientOptIn;
 use crate::outbox::Outbox;
 use crate::settings::Settings;
 
-type Task = Box<dyn FnOnce(&mut State) + Send>;
+pub type Task = Box<dyn FnOnce(&mut State) + Send>;
 
 /// How long a request to the editor (applyEdit, approval) may take before we give up on it.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);

@@ -25,7 +25,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::ext;
 use crate::handlers::proposals;
-use crate::main_loop::State;
+use crate::main_loop::{State, Task};
 
 pub type PromptReply = oneshot::Receiver<jsonrpc::Result<ext::PromptResult>>;
 type PromptSender = oneshot::Sender<jsonrpc::Result<ext::PromptResult>>;
@@ -46,7 +46,7 @@ pub struct AgentState {
     progress: Option<ProgressToken>,
     turns: u64,
     /// Where a finished turn reports, behind the agent's events (see `start`).
-    turn_end: Option<mpsc::UnboundedSender<Box<dyn FnOnce(&mut State) + Send>>>,
+    turn_end: Option<mpsc::UnboundedSender<Task>>,
 }
 
 #[derive(Default)]
@@ -173,7 +173,7 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
         };
         // Through the event forwarder, so the turn ends after the updates the agent sent before
         // answering reach the editor. Once the forwarder is gone (agent exited), directly.
-        let finish: Box<dyn FnOnce(&mut State) + Send> = Box::new(finish);
+        let finish: Task = Box::new(finish);
         let unsent = match turn_end {
             Some(t) => t.send(finish).err().map(|e| e.0),
             None => Some(finish),
@@ -283,8 +283,7 @@ fn start(state: &mut State) {
                 let client = Arc::new(client);
                 let c = client.clone();
                 let program = config.command.first().cloned().unwrap_or_default();
-                let (turn_end, mut turn_ends) =
-                    mpsc::unbounded_channel::<Box<dyn FnOnce(&mut State) + Send>>();
+                let (turn_end, mut turn_ends) = mpsc::unbounded_channel::<Task>();
                 handle.notify(move |state| on_started(state, generation, c, program, turn_end));
                 // Agent events first: an update sent before the turn's answer is shown before it.
                 loop {
@@ -326,7 +325,7 @@ fn on_started(
     generation: u64,
     client: Arc<AgentClient>,
     program: String,
-    turn_end: mpsc::UnboundedSender<Box<dyn FnOnce(&mut State) + Send>>,
+    turn_end: mpsc::UnboundedSender<Task>,
 ) {
     if generation != state.agent.generation || state.shutting_down {
         return;

@@ -162,7 +162,7 @@ fn notify_proposal(state: &State, proposal: &ap::Proposal, event: ext::ProposalE
 
 pub fn publish(state: &mut State, uri: &Uri) {
     if let Some(path) = uri.to_file_path() {
-        publish_path(state, &path.into_owned());
+        publish_path(state, &path);
     }
 }
 
