@@ -364,3 +364,40 @@ fn report_json_has_resource_use() {
         r.stdout.len()
     );
 }
+
+#[test]
+fn doctor_reports_kernel_features_and_needed_flags() {
+    let out = Command::new(airlock_bin())
+        .args(["doctor", "--json"])
+        .env_remove("AIRLOCK_TEST_LANDLOCK_ABI")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json is JSON");
+    let kernel_abi = v["landlock_abi_kernel"].as_i64().unwrap();
+    assert!(kernel_abi >= 1, "{v}");
+    assert!(v["seccomp"].as_bool().unwrap());
+    assert!(v["protections"].as_array().unwrap().len() >= 8);
+
+    // With the ABI capped below 6 the signal scope is missing and the flag is named.
+    let out = Command::new(airlock_bin())
+        .args(["doctor", "--json"])
+        .env("AIRLOCK_TEST_LANDLOCK_ABI", "4")
+        .env("AIRLOCK_TEST_NO_USERNS", "1")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["landlock_abi"], 4);
+    assert_eq!(v["user_namespaces"], false);
+    assert_eq!(
+        v["exec_needs_weaker_modes"],
+        serde_json::json!(["no-signal-scope"])
+    );
+
+    let text = Command::new(airlock_bin()).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("landlock ABI") && text.contains("weaker modes"),
+        "{text}"
+    );
+}
