@@ -90,6 +90,14 @@ else
 fi
 rm -f "$ext/out/airlock.vsix"
 step "vsce package (.vsix built offline)" bash -c "cd '$ext' && npm run --silent package >&2 && test -s out/airlock.vsix"
+# The schema that `tomlValidation` points at must be inside the package, next to the bundle.
+step ".vsix holds the bundle and the policy schema" python3 -c '
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+want = {"extension/package.json", "extension/dist/extension.js", "extension/dist/policy.schema.json"}
+missing = want - names
+print("missing from the .vsix:", sorted(missing), file=sys.stderr) if missing else None
+sys.exit(1 if missing else 0)' "$ext/out/airlock.vsix"
 
 # --- end to end, in a real VS Code
 if [ "${SKIP_E2E:-0}" = 1 ]; then
