@@ -87,6 +87,15 @@ run = "echo airlock-denied"
 message = "Check finished."
 
 [[turn]]
+match = "take your time"
+[[turn.step]]
+message = "Thinking it over."
+[[turn.step]]
+wait = 20000
+[[turn.step]]
+message = "NOT CANCELLED"
+
+[[turn]]
 match = "bump two"
 [[turn.step]]
 write = "src/lib.rs"
@@ -451,6 +460,17 @@ async function main() {
     await eventually('no lenses left', async () => (await lenses('Reject').count()) === 0);
     await page.keyboard.press('Control+s');
     await eventually('disk keeps the user\'s text', async () => disk() === RENAMED.replace('    222\n', '    2229\n'), 10000);
+  });
+
+  await check('Cancel stops a running turn', async () => {
+    await runCommand('Airlock: Ask the agent');
+    await answerInput('take your time');
+    await eventually('the agent to be working', async () => /working/.test(await statusText()));
+    await eventually('its first words', async () => (await outputText()).includes('Thinking it over.'));
+    await runCommand("Airlock: Cancel the agent's turn");
+    await eventually('the cancelled turn', async () => (await outputText()).includes('turn ended: cancelled'), 10000);
+    await eventually('the agent to be idle', async () => /Airlock: idle/.test(await statusText()));
+    assert(!(await outputText()).includes('NOT CANCELLED'), 'the turn went on after the cancel');
   });
 
   await check('"Trust workspace policy" trusts the workspace policy and restarts the server', async () => {
