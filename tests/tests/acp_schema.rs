@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use acp_support::{Answers, Harness, Workspace, within};
-use airlock_acp::{AgentError, ClientOptions, Direction, StopReason};
+use airlock_acp::{AgentError, ClientOptions, Direction, PromptPart, StopReason};
 use serde_json::{Value, json};
 
 fn schema() -> Value {
@@ -139,7 +139,18 @@ wait = 60000
     });
     let h = Harness::start_with(&config, &ws.root(), answers, options).await;
     assert_eq!(
-        within("turn 1", h.client.prompt("go")).await.unwrap(),
+        within(
+            "turn 1",
+            h.client.prompt_with(&[
+                PromptPart::Text("go".into()),
+                PromptPart::ResourceLink {
+                    name: "lib.rs".into(),
+                    uri: format!("file://{}", ws.root().join("src/lib.rs").display()),
+                },
+            ])
+        )
+        .await
+        .unwrap(),
         StopReason::EndTurn
     );
     // Turn 2 waits; cancel it so session/cancel and a `cancelled` stop reason are on the wire.

@@ -163,6 +163,17 @@ impl Shared {
     }
 }
 
+/// One piece of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptPart {
+    Text(String),
+    /// A file the prompt refers to, e.g. `file:///work/src/lib.rs` named `lib.rs`.
+    ResourceLink {
+        name: String,
+        uri: String,
+    },
+}
+
 /// A running agent with one ACP session on the workspace. Cheap to clone; dropping the last
 /// clone shuts the agent down.
 #[derive(Clone)]
@@ -431,13 +442,25 @@ impl AgentClient {
     /// Runs one prompt turn and returns how it ended. Updates and requests of the turn arrive
     /// on the event channel meanwhile. Run it in its own task: it lasts as long as the turn.
     pub async fn prompt(&self, text: &str) -> Result<StopReason, AcpError> {
+        self.prompt_with(&[PromptPart::Text(text.to_owned())]).await
+    }
+
+    /// Like [`prompt`](Self::prompt) with context: text plus links to files (e.g. the editor's
+    /// open document). Resource links are part of every ACP agent's baseline.
+    pub async fn prompt_with(&self, parts: &[PromptPart]) -> Result<StopReason, AcpError> {
         if !self.is_running() {
             return Err(AcpError::Closed);
         }
-        let request = acp::PromptRequest::new(
-            self.inner.session_id.clone(),
-            vec![acp::ContentBlock::Text(acp::TextContent::new(text))],
-        );
+        let blocks = parts
+            .iter()
+            .map(|part| match part {
+                PromptPart::Text(text) => acp::ContentBlock::Text(acp::TextContent::new(text)),
+                PromptPart::ResourceLink { name, uri } => {
+                    acp::ContentBlock::ResourceLink(acp::ResourceLink::new(name, uri))
+                }
+            })
+            .collect();
+        let request = acp::PromptRequest::new(self.inner.session_id.clone(), blocks);
         let response = self
             .inner
             .cx

@@ -19,6 +19,6 @@ pub mod transport;
 pub mod types;
 mod wire;
 
-pub use client::{AcpError, AgentClient, AgentConfig, AgentEvents, ClientOptions};
+pub use client::{AcpError, AgentClient, AgentConfig, AgentEvents, ClientOptions, PromptPart};
 pub use transport::{Direction, TrafficTap};
 pub use types::*;
