@@ -487,6 +487,24 @@ async function main() {
     await eventually('the restarted server in the status bar', async () => /Airlock: (stopped|idle)/.test(await statusText()), 30000);
     await screenshot('trusted');
   });
+
+  await check('a proposal pending across a server restart stays reviewable (plain LSP lenses)', async () => {
+    await openFile('lib.rs');
+    await page.locator('.editor-instance:visible .view-line').first().click();
+    await runCommand('Airlock: Ask the agent');
+    await answerInput('bump two');
+    await eventually('1 Accept lens', async () => (await lenses('Accept').count()) === 1);
+    await runCommand('Airlock: Restart the server');
+    // The server restores the proposal but announces it only as diagnostics: its own lenses show.
+    const serverLens = page.locator('.editor-instance:visible .codelens-decoration a', { hasText: /Accept hunk 1/ });
+    await serverLens.waitFor({ timeout: 30000 });
+    await eventually('1 pending hunk in the status bar', async () => /1 pending hunk\b/.test(await statusText()));
+    await screenshot('after-restart');
+    await serverLens.click();
+    await eventually('buffer shows 2222', async () => (await editorText()).includes('    2222'));
+    await page.keyboard.press('Control+s');
+    await eventually('disk content after save', async () => disk() === BUMPED, 10000);
+  });
 }
 
 /** What the policy decides for a command, asked from outside the editor (same dirs as the server). */
