@@ -146,3 +146,25 @@ impl CommandDecision {
             .find(|p| p.decision.verdict == self.verdict)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The LSP shares one policy between tasks behind an `Arc`.
+    #[test]
+    fn policy_is_shareable() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<crate::Policy>();
+        assert_send_sync::<crate::Loaded>();
+    }
+
+    #[test]
+    fn verdicts_order_by_strictness_and_serialize_lowercase() {
+        use crate::Verdict::*;
+        assert!(Allow < Ask && Ask < Deny);
+        assert_eq!(serde_json::to_string(&Ask).expect("json"), "\"ask\"");
+        assert_eq!(
+            serde_json::to_string(&crate::Layer::Managed).expect("json"),
+            "\"managed\""
+        );
+    }
+}
