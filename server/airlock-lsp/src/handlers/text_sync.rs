@@ -38,9 +38,6 @@ pub fn did_change(state: &mut State, params: DidChangeTextDocumentParams) {
         return;
     }
     crate::handlers::policy_file::on_change(state, &uri);
-    // Hunk diagnostics are positions in this text: an edit above a hunk (the user's, or an
-    // accepted hunk the editor just applied) moves it.
-    crate::handlers::proposals::publish(state, &uri);
 }
 
 pub fn did_save(state: &mut State, params: DidSaveTextDocumentParams) {
