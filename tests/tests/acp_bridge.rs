@@ -648,3 +648,54 @@ async fn missing_agent_gives_a_clear_error() {
         .unwrap_err();
     assert!(error.to_string().contains("agent.command"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_script_works_on_the_demo_sample() {
+    // `airlock demo` relies on this pairing: the default script's edits must apply to the
+    // sample project shipped in server/airlock-acp/demo/sample.
+    let ws = Workspace::new();
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../server/airlock-acp/demo/sample/src/lib.rs");
+    let original = std::fs::read_to_string(sample).unwrap();
+    ws.write("src/lib.rs", &original);
+    let config = airlock_acp::AgentConfig {
+        command: vec![
+            acp_support::airlock_bin().display().to_string(),
+            "agent".into(),
+            "mock".into(),
+        ],
+        env: Default::default(),
+        cwd: ws.root(),
+    };
+    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
+    let reason = within("demo turn", h.client.prompt("polish the library"))
+        .await
+        .unwrap();
+    assert_eq!(reason, StopReason::EndTurn);
+    h.wait_for("final message", |s| {
+        s.iter().any(|s| matches!(s, Seen::Update(u) if u.text.as_deref().is_some_and(|t| t.starts_with("Done."))))
+    })
+    .await;
+    let writes = h.writes.lock().unwrap().clone();
+    assert_eq!(writes.len(), 1, "{:?}", h.messages());
+    let (path, content) = &writes[0];
+    assert_eq!(path, &ws.root().join("src/lib.rs"));
+    assert!(content.contains("a.wrapping_add(b)"), "{content}");
+    assert!(content.contains("format!(\"Hello, {name}!\")"), "{content}");
+    assert_eq!(content.lines().count(), original.lines().count());
+    let commands: Vec<String> = h
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m == "terminal/create")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        commands,
+        vec![
+            "wc -l src/lib.rs",
+            "curl http://127.0.0.1:9/",
+            "bash -c exec 3<>/dev/tcp/127.0.0.1/9 && echo connected"
+        ]
+    );
+    assert!(h.messages().contains(&"write src/lib.rs: ok".to_owned()));
+}
