@@ -887,6 +887,67 @@ fn command(argv: Vec<Arg>, env_names: Vec<String>, depth: usize, out: &mut Vec<P
         "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "mksh" | "busybox" => {
             shell_invocation(argv, unsafe_env, depth, out)
         }
+        "su" => {
+            // Its own program (a rule on `su` applies), and `-c 'script'` is parsed.
+            plain(argv.clone(), unsafe_env, out);
+            let script = argv
+                .iter()
+                .position(|a| matches!(a.lit(), Some("-c" | "--command")))
+                .and_then(|i| argv.get(i + 1));
+            match script {
+                Some(Arg::Lit(s)) => parse_into(s, depth + 1, out),
+                Some(Arg::Dyn(s)) => out.push(fixed_ask(
+                    render(&argv),
+                    format!("su script `{s}` is computed at run time"),
+                )),
+                None => {}
+            }
+        }
+        "watch" => {
+            // watch runs its arguments through `sh -c` (or directly with -x).
+            let mut i = 1;
+            while let Some(s) = argv.get(i).and_then(Arg::lit) {
+                match s {
+                    "-n" | "--interval" | "-q" | "--equexit" => i += 2,
+                    _ if s.starts_with('-') => i += 1,
+                    _ => break,
+                }
+            }
+            let rest: Vec<Arg> = argv.get(i..).unwrap_or_default().to_vec();
+            wrapper_part(&argv, out);
+            if rest.iter().all(|a| a.lit().is_some()) {
+                parse_into(&render(&rest), depth + 1, out);
+            } else {
+                out.push(fixed_ask(
+                    render(&argv),
+                    "watch command computed at run time",
+                ));
+            }
+        }
+        "flock" => {
+            // flock [opts] FILE CMD … | flock [opts] FILE -c 'script' | flock [opts] FD
+            let mut i = 1;
+            while let Some(s) = argv.get(i).and_then(Arg::lit) {
+                match s {
+                    "-w" | "--timeout" | "-E" | "--conflict-exit-code" => i += 2,
+                    "-c" | "--command" => break,
+                    _ if s.starts_with('-') => i += 1,
+                    _ => break,
+                }
+            }
+            // Skip the lock file.
+            i += 1;
+            match argv.get(i).and_then(Arg::lit) {
+                Some("-c" | "--command") => match argv.get(i + 1) {
+                    Some(Arg::Lit(script)) => {
+                        wrapper_part(&argv, out);
+                        parse_into(script, depth + 1, out);
+                    }
+                    _ => out.push(fixed_ask(render(&argv), "flock script not analysed")),
+                },
+                _ => unwrap_simple(&argv, i, env_names, depth, out),
+            }
+        }
         _ => plain(argv, unsafe_env, out),
     }
 }
@@ -941,7 +1002,9 @@ fn shell_invocation(argv: Vec<Arg>, unsafe_env: Vec<String>, depth: usize, out: 
     if argv.first().and_then(Arg::lit).map(basename) == Some("busybox") {
         match argv.get(1).and_then(Arg::lit) {
             Some("sh" | "ash") => i = 2,
-            _ => return plain(argv, unsafe_env, out),
+            // `busybox rm …` is `rm …`.
+            Some(_) => return unwrap_simple(&argv, 1, Vec::new(), depth, out),
+            None => return plain(argv, unsafe_env, out),
         }
     }
     let mut has_c = false;
