@@ -75,6 +75,10 @@ pub enum ProposalError {
         "proposal {id} changed since this decision was prepared (another decision was recorded first, or it was superseded); prepare the decision again"
     )]
     Stale { id: ProposalId },
+    #[error(
+        "another Airlock server already holds the proposals of this workspace ({dir}); close the other editor window's Airlock or wait for it to exit"
+    )]
+    Locked { dir: PathBuf },
     #[error("I/O error while trying to {action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -107,6 +107,43 @@ fn write_temp(
     Ok(())
 }
 
+/// Opens (creating) `path` and takes an exclusive, non-blocking `flock` on it. The lock lives
+/// as long as the returned file and is released by the OS when the process dies.
+/// While the lock is held elsewhere, retries until `wait` has passed (a restarted server may
+/// start before the previous one has exited).
+pub(crate) fn lock_exclusive(path: &Path, wait: std::time::Duration) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ProposalError::io("open lock file", path, e))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: flock on a descriptor we own, valid for the duration of the call.
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc == 0 {
+            return Ok(file);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(ProposalError::io("lock", path, err));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ProposalError::Locked {
+                dir: path.parent().unwrap_or(path).to_owned(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 /// fsync a directory so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -32,6 +32,8 @@ use crate::types::{
 const FORMAT: u32 = 1;
 /// How many resolved proposals `get` still knows about.
 const RESOLVED_KEPT: usize = 256;
+/// `resolved.jsonl` is rotated to `resolved.jsonl.1` beyond this size.
+const RESOLVED_LOG_MAX: u64 = 1024 * 1024;
 
 /// What the agent bridge passes to [`Store::propose`].
 #[derive(Debug, Clone)]
@@ -141,6 +143,9 @@ pub struct StoreOptions {
     /// (`kill -9`) but not a power loss; it saves a few milliseconds per proposal on slow
     /// disks (see docs/benchmarks.md).
     pub durable: bool,
+    /// How long `open` waits for another server of the same workspace to let go of the
+    /// state before failing with [`ProposalError::Locked`] (default 2 s).
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -148,6 +153,7 @@ impl Default for StoreOptions {
         StoreOptions {
             limits: Limits::default(),
             durable: true,
+            lock_wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -159,6 +165,8 @@ pub struct Store {
     dir: PathBuf,
     meta_path: PathBuf,
     log_path: PathBuf,
+    /// Held for the store's lifetime (flock); released by the OS if the process dies.
+    _lock: std::fs::File,
     limits: Limits,
     durable: bool,
     pending: BTreeMap<u64, Record>,
@@ -168,9 +176,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `state_dir` for the workspace at
-    /// `workspace_root`, loading persisted pending proposals. `state_dir` should be specific
-    /// to this workspace (e.g. `$XDG_STATE_HOME/airlock/<workspace_key(root)>`).
+    /// Opens (creating if needed) the store for the workspace at `workspace_root`, loading
+    /// its persisted pending proposals. State lives in `state_dir/<workspace_key(root)>/`,
+    /// so one state dir serves many workspaces. Fails with [`ProposalError::Locked`] while
+    /// another live store (another server process) has the same workspace open.
     pub fn open(state_dir: &Path, workspace_root: &Path) -> Result<Store> {
         Self::open_with(state_dir, workspace_root, StoreOptions::default())
     }
@@ -181,17 +190,24 @@ impl Store {
         workspace_root: &Path,
         options: StoreOptions,
     ) -> Result<Store> {
-        let StoreOptions { limits, durable } = options;
+        let StoreOptions {
+            limits, durable, ..
+        } = options;
         let root = std::fs::canonicalize(workspace_root)
             .map_err(|e| ProposalError::io("resolve workspace root", workspace_root, e))?;
-        let dir = state_dir.join("proposals");
+        // Namespaced by workspace so that servers for different workspaces can share one
+        // state dir; the lock keeps two servers of the same workspace from interleaving.
+        let base = state_dir.join(workspace_key(&root));
+        let dir = base.join("proposals");
         std::fs::create_dir_all(&dir)
             .map_err(|e| ProposalError::io("create state directory", &dir, e))?;
+        let lock = crate::fsio::lock_exclusive(&base.join("lock"), options.lock_wait)?;
         let mut store = Store {
             root,
-            meta_path: state_dir.join("meta.json"),
-            log_path: state_dir.join("resolved.jsonl"),
+            meta_path: base.join("meta.json"),
+            log_path: base.join("resolved.jsonl"),
             dir,
+            _lock: lock,
             limits,
             durable,
             pending: BTreeMap::new(),
@@ -616,6 +632,9 @@ impl Store {
             line.push(b'\n');
             // The log is history for humans; losing its tail in a crash is acceptable, and a
             // torn last line is skipped by readers.
+            if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() > RESOLVED_LOG_MAX) {
+                let _ = std::fs::rename(&self.log_path, self.log_path.with_extension("jsonl.1"));
+            }
             let _ = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -199,7 +199,10 @@ fn kill_9_during_writes_loses_nothing() {
 
         // Every state file that is not a temp file parses.
         let state = tmp.path().join("state");
-        for entry in std::fs::read_dir(state.join("proposals")).unwrap() {
+        let proposals_dir = state
+            .join(airlock_proposals::workspace_key(&root))
+            .join("proposals");
+        for entry in std::fs::read_dir(proposals_dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if name.contains(TEMP_MARKER) {

@@ -443,7 +443,7 @@ fn guards_refuse_with_actionable_errors() {
         &env.root,
         StoreOptions {
             limits: Limits { max_bytes: 64 },
-            durable: true,
+            ..StoreOptions::default()
         },
     )
     .unwrap();
@@ -473,7 +473,10 @@ fn guards_refuse_with_actionable_errors() {
         "{err}"
     );
     assert!(store.list().is_empty());
-    let dir = env.state.join("proposals");
+    let dir = env
+        .state
+        .join(airlock_proposals::workspace_key(&env.root))
+        .join("proposals");
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
 }
 
@@ -610,4 +613,30 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn one_live_store_per_workspace_and_workspaces_share_a_state_dir() {
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let no_wait = StoreOptions {
+        lock_wait: std::time::Duration::ZERO,
+        ..StoreOptions::default()
+    };
+    let err = Store::open_with(&env.state, &env.root, no_wait).unwrap_err();
+    assert!(matches!(err, ProposalError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another Airlock server"));
+
+    // Another workspace in the same state dir is independent.
+    let other = env.root.parent().unwrap().join("other-ws");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut other_store = Store::open(&env.state, &other).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let q = propose(&mut other_store, &other.join("x.rs"), "a\n", "b\n");
+    assert_eq!((p.id.as_str(), q.id.as_str()), ("p-1", "p-1"));
+    drop(store);
+    drop(other_store);
+    let reopened = Store::open(&env.state, &env.root).unwrap();
+    assert_eq!(reopened.list().len(), 1);
+    assert_eq!(reopened.list()[0].path, env.root.join("src/lib.rs"));
 }
