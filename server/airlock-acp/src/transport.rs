@@ -271,6 +271,41 @@ mod tests {
         assert!(matches!(issues[1], LineIssue::InvalidJson { .. }));
     }
 
+    proptest::proptest! {
+        /// Whatever the buffer boundaries, every line comes out whole (or is reported with its
+        /// exact length when over the limit), and nothing over the limit is ever buffered.
+        #[test]
+        fn capped_lines_survive_any_buffer_boundaries(
+            lines in proptest::collection::vec("[a-z{}\":,0-9 ]{0,40}", 0..20),
+            capacity in 1usize..17,
+            limit in 0usize..30,
+        ) {
+            let input = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(async {
+                let mut reader = BufReader::with_capacity(capacity, input.as_bytes());
+                let mut buf = Vec::new();
+                let mut got = Vec::new();
+                loop {
+                    match read_capped_line(&mut reader, limit, &mut buf).await.unwrap() {
+                        ReadLine::Eof => break,
+                        ReadLine::Line => {
+                            proptest::prop_assert!(buf.len() <= limit);
+                            got.push(Ok(String::from_utf8(buf.clone()).unwrap()));
+                        }
+                        ReadLine::TooLong(n) => got.push(Err(n)),
+                    }
+                }
+                Ok(got)
+            })?;
+            let want: Vec<Result<String, usize>> = lines
+                .iter()
+                .map(|l| if l.len() > limit { Err(l.len()) } else { Ok(l.clone()) })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn reports_non_utf8() {
         let (lines, issues) = collect(b"\xff\xfe\n{}\n", 100);
