@@ -560,9 +560,10 @@ impl Store {
         })
     }
 
-    /// Records a planned resolution (persisted before returning). Fails with
-    /// [`ProposalError::Stale`] if the proposal changed since the plan (another decision was
-    /// committed, or it was superseded).
+    /// Records a planned resolution (persisted before returning). Succeeds without doing
+    /// anything if the same decisions were already recorded meanwhile; fails with
+    /// [`ProposalError::Stale`] if the proposal changed otherwise since the plan (another
+    /// decision was committed, or it was superseded).
     pub fn commit(&mut self, resolution: &Resolution) -> Result<()> {
         let Commit {
             key,
@@ -571,7 +572,19 @@ impl Store {
         } = &resolution.commit;
         match self.pending.get(key) {
             Some(current) if current.revision == *revision => {}
-            _ => {
+            current => {
+                // Idempotent: if what this plan decides is already recorded (e.g. the applied
+                // edit came back as a change and was recorded as "already applied" first),
+                // there is nothing left to do.
+                let now = current.map(|r| &r.proposal).or_else(|| {
+                    self.resolved
+                        .iter()
+                        .rev()
+                        .find(|p| p.id == record.proposal.id)
+                });
+                if now.is_some_and(|now| same_decisions(now, &record.proposal)) {
+                    return Ok(());
+                }
                 return Err(ProposalError::Stale {
                     id: record.proposal.id.clone(),
                 });
@@ -667,6 +680,16 @@ pub fn workspace_key(root: &Path) -> String {
         .unwrap_or_default();
     let hash = hash_text(&canonical.to_string_lossy());
     format!("{name}-{}", &hash[..12])
+}
+
+/// Whether every hunk has the same status in both versions of a proposal.
+fn same_decisions(now: &Proposal, planned: &Proposal) -> bool {
+    now.hunks.len() == planned.hunks.len()
+        && now
+            .hunks
+            .iter()
+            .zip(&planned.hunks)
+            .all(|(a, b)| a.id == b.id && a.status == b.status)
 }
 
 fn select(proposal: &Proposal, input: &ResolveInput) -> Result<Vec<u32>> {

@@ -640,3 +640,35 @@ fn one_live_store_per_workspace_and_workspaces_share_a_state_dir() {
     assert_eq!(reopened.list().len(), 1);
     assert_eq!(reopened.list()[0].path, env.root.join("src/lib.rs"));
 }
+
+#[test]
+fn commit_is_idempotent_when_the_applied_edit_was_recorded_first() {
+    // The editor applies the edit, reports the change, and something records it as "already
+    // applied" before the plan's commit arrives: the commit must not fail.
+    let env = env();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let plan = store
+        .plan(resolve(&p.id, None, Decision::Accept, BASE))
+        .unwrap();
+    let applied = plan.new_text.clone().unwrap();
+    let seen = store
+        .resolve(resolve(&p.id, None, Decision::Accept, &applied))
+        .unwrap();
+    assert_eq!(seen.proposal.state, ProposalState::Resolved);
+    store.commit(&plan).unwrap();
+    assert!(store.list().is_empty());
+
+    // A plan whose decisions differ from what was recorded is still refused.
+    let p = propose(&mut store, &env.root.join("src/lib.rs"), BASE, AGENT);
+    let accept = store
+        .plan(resolve(&p.id, Some(vec![1]), Decision::Accept, BASE))
+        .unwrap();
+    store
+        .resolve(resolve(&p.id, Some(vec![1]), Decision::Reject, BASE))
+        .unwrap();
+    assert!(matches!(
+        store.commit(&accept).unwrap_err(),
+        ProposalError::Stale { .. }
+    ));
+}
