@@ -4,6 +4,7 @@
 //! nothing in here awaits the editor or the agent (those waits happen on spawned tasks that
 //! report back with another closure).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use airlock_telemetry::{Bus, Event, EventKind};
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc;
+use tower_lsp_server::ls_types::{Diagnostic, Uri};
 
 use crate::ServeConfig;
 use crate::documents::{Documents, Encoding};
@@ -74,12 +76,44 @@ pub struct State {
     pub terminals: crate::handlers::terminals::Terminals,
     pub approvals: crate::handlers::approvals::Approvals,
     pub policy: crate::handlers::policy_file::PolicyState,
+    /// Diagnostics per file and per producer; the editor gets their union (see `set_diagnostics`).
+    diagnostics: HashMap<Uri, [Vec<Diagnostic>; 2]>,
+}
+
+/// Who produced a set of diagnostics. LSP replaces a file's diagnostics wholesale, so every
+/// producer's set is kept and the union is published.
+#[derive(Clone, Copy)]
+pub enum DiagnosticSource {
+    Policy = 0,
+    Proposals = 1,
 }
 
 impl State {
     /// The outbox exists from the first message on (the client is attached before serving).
     pub fn out(&self) -> Option<&Outbox> {
         self.out.as_ref()
+    }
+
+    /// Replaces one producer's diagnostics for `uri` and publishes the union.
+    pub fn set_diagnostics(
+        &mut self,
+        uri: Uri,
+        source: DiagnosticSource,
+        diagnostics: Vec<Diagnostic>,
+        version: Option<i32>,
+    ) {
+        if diagnostics.is_empty() && !self.diagnostics.contains_key(&uri) {
+            return; // nothing was shown, nothing to clear
+        }
+        let sets = self.diagnostics.entry(uri.clone()).or_default();
+        sets[source as usize] = diagnostics;
+        let all: Vec<Diagnostic> = sets.iter().flatten().cloned().collect();
+        if all.is_empty() {
+            self.diagnostics.remove(&uri);
+        }
+        if let Some(out) = self.out() {
+            out.publish_diagnostics(uri, all, version);
+        }
     }
 
     pub fn emit(&self, event: Event) {
@@ -162,6 +196,7 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
         terminals: Default::default(),
         approvals: Default::default(),
         policy: Default::default(),
+        diagnostics: HashMap::new(),
     };
     state.emit(Event::new(
         EventKind::ServerStarted,

@@ -91,6 +91,12 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
         _ => {
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the airlock binary: {e}"))?;
+            // Rebuilt or upgraded while running: the old path is gone, our own image is not.
+            let exe = if exe.exists() {
+                exe
+            } else {
+                std::path::PathBuf::from("/proc/self/exe")
+            };
             let mut cmd = vec![exe.display().to_string(), "agent".into(), "mock".into()];
             if let Some(script) = &settings.script {
                 cmd.extend(["--script".into(), script.clone()]);

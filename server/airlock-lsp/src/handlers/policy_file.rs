@@ -13,7 +13,7 @@ use airlock_telemetry::{Event, EventKind};
 use tower_lsp_server::ls_types::*;
 
 use crate::documents::{offset_of, position_of};
-use crate::main_loop::State;
+use crate::main_loop::{DiagnosticSource, State};
 
 #[derive(Default)]
 pub struct PolicyState {
@@ -135,9 +135,12 @@ pub fn on_change(state: &mut State, uri: &Uri) {
             ..Default::default()
         })
         .collect();
-    if let Some(out) = state.out() {
-        out.publish_diagnostics(uri.clone(), diagnostics, Some(version));
-    }
+    state.set_diagnostics(
+        uri.clone(),
+        DiagnosticSource::Policy,
+        diagnostics,
+        Some(version),
+    );
 }
 
 pub fn on_save(state: &mut State, uri: &Uri) {

@@ -19,7 +19,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::documents::position_of;
 use crate::ext;
-use crate::main_loop::State;
+use crate::main_loop::{DiagnosticSource, State};
 
 const ANNOTATION: &str = "airlock-proposal";
 
@@ -39,7 +39,12 @@ pub fn restore(state: &mut State) {
                 }
             }
             let paths: Vec<PathBuf> = store.list().iter().map(|p| p.path.clone()).collect();
+            let restored: Vec<ap::Proposal> = store.list().into_iter().cloned().collect();
             state.proposals = Some(store);
+            for proposal in &restored {
+                // Clients that opted in rebuild their view from these, as after a fresh proposal.
+                notify_proposal(state, proposal, ext::ProposalEvent::Created);
+            }
             for path in paths {
                 publish_path(state, &path);
             }
@@ -198,9 +203,7 @@ pub fn publish_path(state: &mut State, path: &Path) {
     };
     let version = state.docs.find_by_path(path).map(|(_, d)| d.version);
     let Some((id, text, placed)) = placed_hunks(state, path) else {
-        if let Some(out) = state.out() {
-            out.publish_diagnostics(uri, Vec::new(), version);
-        }
+        state.set_diagnostics(uri, DiagnosticSource::Proposals, Vec::new(), version);
         return;
     };
     let applied: Vec<u32> = placed
@@ -229,9 +232,7 @@ pub fn publish_path(state: &mut State, path: &Path) {
             ..Default::default()
         })
         .collect();
-    if let Some(out) = state.out() {
-        out.publish_diagnostics(uri, diagnostics, version);
-    }
+    state.set_diagnostics(uri, DiagnosticSource::Proposals, diagnostics, version);
 }
 
 fn record_applied_by_hand(
