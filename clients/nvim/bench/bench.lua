@@ -63,11 +63,17 @@ vim.cmd('bwipe!')
 local turns = 30
 local script = {}
 for t = 1, turns do
-  table.insert(script, '[[turn]]\n[[turn.step]]\nwrite = "f.txt"\ncontent = "a\\nturn ' .. t .. '\\nc\\n"\n')
+  table.insert(
+    script,
+    '[[turn]]\n[[turn.step]]\nwrite = "f.txt"\ncontent = "a\\nturn ' .. t .. '\\nc\\n"\n'
+  )
 end
 vim.fn.writefile(vim.split(table.concat(script, '\n'), '\n'), dir .. '/script.toml')
 vim.fn.writefile({ 'a', 'b', 'c' }, ws .. '/f.txt')
-airlock.setup({ cmd = { bin, 'serve' }, init_options = { agent = { script = dir .. '/script.toml' } } })
+airlock.setup({
+  cmd = { bin, 'serve' },
+  init_options = { agent = { script = dir .. '/script.toml' } },
+})
 vim.cmd.edit(ws .. '/f.txt')
 vim.bo.filetype = 'text'
 local fbuf = vim.api.nvim_get_current_buf()
@@ -79,9 +85,12 @@ local e2e = {}
 for t = 1, turns do
   local t0 = now_ms()
   airlock.prompt('turn ' .. t)
-  assert(vim.wait(10000, function()
-    return #airlock.hunks(fbuf) == 1
-  end, 1), 'no hunk in turn ' .. t)
+  assert(
+    vim.wait(10000, function()
+      return #airlock.hunks(fbuf) == 1
+    end, 1),
+    'no hunk in turn ' .. t
+  )
   table.insert(e2e, now_ms() - t0)
   local done = false
   airlock.reject_all('bench', function()
@@ -94,18 +103,20 @@ end
 local first = e2e[1]
 table.remove(e2e, 1) -- the first turn also starts the agent
 
-io.stdout:write(string.format(
-  '| render 100 hunks on 10 000 lines (200 runs), p50 / p99 | %.2f ms / %.2f ms |\n'
-    .. '| prompt -> hunk drawn, warm agent (%d turns), p50 / p99 / max | %.1f ms / %.1f ms / %.1f ms |\n'
-    .. '| prompt -> hunk drawn, first turn (starts the agent) | %.1f ms |\n',
-  pct(render, 0.5),
-  pct(render, 0.99),
-  #e2e,
-  pct(e2e, 0.5),
-  pct(e2e, 0.99),
-  pct(e2e, 1),
-  first
-))
+io.stdout:write(
+  string.format(
+    '| render 100 hunks on 10 000 lines (200 runs), p50 / p99 | %.2f ms / %.2f ms |\n'
+      .. '| prompt -> hunk drawn, warm agent (%d turns), p50 / p99 / max | %.1f ms / %.1f ms / %.1f ms |\n'
+      .. '| prompt -> hunk drawn, first turn (starts the agent) | %.1f ms |\n',
+    pct(render, 0.5),
+    pct(render, 0.99),
+    #e2e,
+    pct(e2e, 0.5),
+    pct(e2e, 0.99),
+    pct(e2e, 1),
+    first
+  )
+)
 for _, c in ipairs(vim.lsp.get_clients()) do
   c:stop()
 end
