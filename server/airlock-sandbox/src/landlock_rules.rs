@@ -195,11 +195,24 @@ impl LandlockPlan {
             if excluded.iter().any(|s| Path::new(s) == r) {
                 continue;
             }
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir && excluded.iter().any(|s| Path::new(s).starts_with(&r)) {
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() && excluded.iter().any(|s| Path::new(s).starts_with(&r)) {
                 self.add_excluding(dir, &r, excluded, access)?;
-            } else {
+            } else if ft.is_symlink() {
                 self.add(&entry.path(), access)?;
+            } else {
+                // The directory entry already says what it is: no stat needed (this runs for
+                // every entry of /etc when started as root).
+                let path = entry.path();
+                let Ok(fd) = open_path_nofollow(&path) else {
+                    continue;
+                };
+                let access = if ft.is_dir() {
+                    access
+                } else {
+                    access & AccessFs::from_file(self.abi)
+                };
+                self.handles.push(Handle { fd, access, path });
             }
         }
         Ok(())

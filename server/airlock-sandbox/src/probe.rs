@@ -102,6 +102,18 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
+static USERNS_UNUSABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the spawn path should try a user namespace (not disabled by the test knob and not
+/// already seen failing in this process).
+pub(crate) fn userns_allowed() -> bool {
+    !test_no_userns() && !USERNS_UNUSABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn mark_userns_unusable() {
+    USERNS_UNUSABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Tries, in a forked child, exactly what the sandbox will do: unshare user+mount namespaces,
 /// map our uid, and bind-mount a directory onto itself read-only. AppArmor's userns restriction
 /// (Ubuntu ≥ 23.10) lets `unshare` succeed but denies the mount, so only a full try is honest.

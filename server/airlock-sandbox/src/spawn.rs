@@ -223,10 +223,19 @@ impl Sandbox {
 
     /// Starts `cmd`. Blocks until the command has exec'd (or failed to).
     pub fn spawn(&self, cmd: &CommandSpec) -> Result<SandboxedChild, SandboxError> {
-        self.spawn_inner(cmd)
+        let userns = probe::userns_allowed();
+        match self.spawn_inner(cmd, userns) {
+            // User namespaces are tried for real instead of probed (a probe costs a fork):
+            // if setting one up fails before anything ran, remember it and use the fallback.
+            Err(SandboxError::Setup { step, .. }) if userns && NAMESPACE_STEPS.contains(&step) => {
+                probe::mark_userns_unusable();
+                self.spawn_inner(cmd, false)
+            }
+            other => other,
+        }
     }
 
-    fn spawn_inner(&self, cmd: &CommandSpec) -> Result<SandboxedChild, SandboxError> {
+    fn spawn_inner(&self, cmd: &CommandSpec, userns: bool) -> Result<SandboxedChild, SandboxError> {
         let ws = &self.config.workspace;
         let cwd = match &cmd.cwd {
             None => ws.clone(),
@@ -267,7 +276,7 @@ impl Sandbox {
             .collect();
         // The namespace is always wanted where it works: besides protected paths and deny-read
         // binds it makes everything outside the writable roots read-only for chmod & co.
-        let userns = probe::userns_works();
+
         let mounts = if userns {
             self.mount_plan(&snapshot, &denied_now)?
         } else {
@@ -1125,6 +1134,13 @@ fn step_name(s: u32) -> &'static str {
     }
 }
 
+/// Child steps whose failure means "user namespaces don't work here" rather than a real error.
+const NAMESPACE_STEPS: &[&str] = &[
+    "unshare user+mount namespace",
+    "uid/gid map",
+    "read-only remount outside the workspace",
+];
+
 const SUP_TIMEOUT: i64 = 1;
 const SUP_KILLED: i64 = 2;
 
@@ -1379,7 +1395,7 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
                 std::ptr::null(),
             ) != 0
             {
-                fail(ew, STEP_MOUNT, errno());
+                fail(ew, STEP_READONLY, errno());
             }
             if !readonly_except(&u.writable) {
                 fail(ew, STEP_READONLY, errno());
