@@ -8,8 +8,12 @@ local health = vim.health
 
 local function cmd()
   local c = require('airlock.config').options.cmd
-  local lsp_cfg = vim.lsp.config and vim.lsp.config.airlock
-  if lsp_cfg and type(lsp_cfg.cmd) == 'table' then
+  -- Resolving the config runs the user's lsp/airlock.lua overrides: an error there must not
+  -- break the health check.
+  local ok, lsp_cfg = pcall(function()
+    return vim.lsp.config.airlock
+  end)
+  if ok and lsp_cfg and type(lsp_cfg.cmd) == 'table' then
     c = lsp_cfg.cmd
   end
   return c
