@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
-const SAMPLE_LIB: &str = include_str!("../../demo/sample/src/lib.rs");
+// One sample project for the demo and the scripted agent's built-in script.
+const SAMPLE_LIB: &str = include_str!("../../../airlock-acp/demo/sample/src/lib.rs");
 const SAMPLE_CARGO: &str = include_str!("../../demo/sample/Cargo.toml");
 const SAMPLE_ENV: &str = include_str!("../../demo/sample/env");
 const POLICY: &str = include_str!("../../demo/policy.toml");
