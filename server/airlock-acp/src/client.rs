@@ -632,6 +632,9 @@ async fn watch_process(args: WatchArgs) {
         // Whatever the agent left running in its group goes with it.
         kill(&mut child, own_group);
     }
+    // A leftover process outside the group may still hold the agent's stdout open; nothing it
+    // writes may follow `Exited`, and pending prompts must fail rather than wait for it.
+    connection.abort();
     if let Some(Ok(Err(error))) = connection_result
         && !agent_client_protocol::is_incoming_transport_closed(&error)
     {
