@@ -672,11 +672,12 @@ pub fn read_records(files: &[PathBuf]) -> Vec<(PathBuf, u64, Result<Record, Stri
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {
-        let _ = write!(s, "{b:02x}");
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xf)] as char);
     }
     s
 }

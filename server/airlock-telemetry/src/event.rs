@@ -46,7 +46,8 @@ pub enum EventKind {
     /// A command started in the sandbox; subject: the command line.
     #[serde(rename = "command.started")]
     CommandStarted,
-    /// A command ended; fields: `exitCode` or `signal`, `wallMs`, `userMs`, `sysMs`, `maxRssKb`, `bytesOut`, `killedBy`.
+    /// A command ended; `durationMs` is the wall time; fields: `exitCode`, `userCpuMs`, `sysCpuMs`,
+    /// `maxRssKb`, `bytesOut`, `killedBy`.
     #[serde(rename = "command.finished")]
     CommandFinished,
     /// A command was refused by policy or by the user; `rule`, `layer`.
@@ -70,7 +71,7 @@ pub enum EventKind {
     /// A policy file loaded with a warning (e.g. an untrusted workspace layer).
     #[serde(rename = "policy.warning")]
     PolicyWarning,
-    /// The sandbox protections in force; fields: `landlock`, `seccomp`, `isolation`.
+    /// The sandbox protections in force; subject: what is sandboxed; fields: `kernel`.
     #[serde(rename = "sandbox.level")]
     SandboxLevel,
     /// The audit log could not be written; sent once (to the editor and OTLP), with `error`.
@@ -227,6 +228,20 @@ mod tests {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(EventKind::parse("fs.nope"), None);
+    }
+
+    /// docs/telemetry.md has a row for every kind, so a new kind cannot go undocumented.
+    #[test]
+    fn every_kind_is_documented() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/telemetry.md"
+        ))
+        .expect("docs/telemetry.md");
+        for kind in EventKind::ALL {
+            let row = format!("| `{}` |", kind.as_str());
+            assert!(doc.contains(&row), "docs/telemetry.md has no row {row}");
+        }
     }
 
     /// `ALL` is written by hand; a kind missing from it would be missing from the docs too.

@@ -107,8 +107,15 @@ fn might_contain_secret(text: &str) -> bool {
         || text.contains('@')
         || text.contains('=')
         || text.contains(':')
-        || text.to_ascii_lowercase().contains("bearer")
+        || contains_ignore_case(text, "bearer")
         || longest_token_run(text) >= 16
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn longest_token_run(text: &str) -> usize {
