@@ -334,6 +334,7 @@ impl AgentClient {
             ));
         };
 
+        let step = Mutex::new("initialize");
         let handshake = async {
             let capabilities = acp::ClientCapabilities::new()
                 .fs(acp::FileSystemCapabilities::new()
@@ -361,6 +362,9 @@ impl AgentClient {
                     ),
                 ));
             }
+            if let Ok(mut step) = step.lock() {
+                *step = "session/new";
+            }
             // Agents send updates (e.g. available commands) right after answering
             // session/new. An ordered callback records the session id on the dispatch loop
             // before the next message is dispatched, so those updates are not taken for a
@@ -382,19 +386,23 @@ impl AgentClient {
                 .map_err(|e| ("session/new", e.message.clone()))?;
             Ok((init, session))
         };
-        let (init, session) = match tokio::time::timeout(options.handshake_timeout, handshake).await
-        {
+        let outcome = tokio::time::timeout(options.handshake_timeout, handshake).await;
+        let (init, session) = match outcome {
             Ok(Ok(done)) => done,
-            Ok(Err((step, message))) => {
+            failed => {
+                let (step, message) = match failed {
+                    Ok(Err(failure)) => failure,
+                    _ => (
+                        step.lock().map_or("initialize", |s| *s),
+                        format!("no answer within {:?}", options.handshake_timeout),
+                    ),
+                };
+                // Stop the agent and let its last stderr lines arrive: they usually say why.
                 let _ = shutdown_tx.send(true);
+                let mut exited = exited_rx.clone();
+                let settle = options.exit_grace + Duration::from_secs(1);
+                let _ = tokio::time::timeout(settle, exited.wait_for(|gone| *gone)).await;
                 return Err(handshake_error(step, message));
-            }
-            Err(_) => {
-                let _ = shutdown_tx.send(true);
-                return Err(handshake_error(
-                    "initialize",
-                    format!("no answer within {:?}", options.handshake_timeout),
-                ));
             }
         };
         let session_id = session.session_id.0.to_string();
@@ -1034,4 +1042,33 @@ fn exit_status(exit: TerminalExit) -> acp::TerminalExitStatus {
     acp::TerminalExitStatus::new()
         .exit_code(exit.exit_code)
         .signal(exit.signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The server spawns these on its multi-threaded runtime.
+    #[test]
+    fn client_futures_are_send() {
+        let config = AgentConfig {
+            command: vec![String::from("true")],
+            env: BTreeMap::new(),
+            cwd: PathBuf::from("/"),
+        };
+        let root = PathBuf::from("/");
+        assert_send(&AgentClient::spawn(
+            &config,
+            &root,
+            ClientOptions::default(),
+        ));
+        fn check(client: &AgentClient) {
+            assert_send(&client.prompt("x"));
+            assert_send(&client.prompt_with(&[]));
+            assert_send(&client.shutdown());
+        }
+        let _ = check;
+    }
 }
