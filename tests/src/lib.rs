@@ -130,6 +130,9 @@ pub type Responder = Box<dyn FnMut(&str, &Value, &mut Editor) -> Value + Send>;
 pub struct Editor {
     pub docs: HashMap<String, (i32, String)>,
     pub applied_edits: Vec<Value>,
+    /// Documents changed by an applied edit; the harness reports them with `didChange`, as an
+    /// editor does.
+    changed: Vec<String>,
 }
 
 impl Editor {
@@ -167,6 +170,7 @@ impl Editor {
                 text.replace_range(start..end, e["newText"].as_str().unwrap_or_default());
             }
             *version += 1;
+            self.changed.push(uri);
         }
         true
     }
@@ -365,6 +369,13 @@ impl Lsp {
                 let method = method.as_str().unwrap_or_default().to_owned();
                 let result = (self.responder)(&method, &msg["params"], &mut self.editor);
                 self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}))?;
+                for uri in std::mem::take(&mut self.editor.changed) {
+                    let (version, text) = self.editor.docs[&uri].clone();
+                    self.notify(
+                        "textDocument/didChange",
+                        json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+                    )?;
+                }
                 self.notifications.push_back(
                     json!({"method": format!("request:{method}"), "params": msg["params"]}),
                 );

@@ -155,3 +155,59 @@ message = "fresh agent here"
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }
+
+fn agent_pid(lsp: &mut Lsp) -> anyhow::Result<i64> {
+    let batch = lsp.wait_for("airlock/telemetry", |p| {
+        p.to_string().contains("agent.started")
+    })?;
+    batch["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["kind"] == "agent.started"))
+        .and_then(|e| e["fields"]["pid"].as_i64())
+        .ok_or_else(|| anyhow::anyhow!("no pid in {batch}"))
+}
+
+/// True once the process is gone (or only a zombie waiting for its new parent to reap it).
+fn gone_within(pid: i64, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z')) =>
+            {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    false
+}
+
+#[test]
+fn no_agent_outlives_the_server_after_shutdown_or_kill_9() -> anyhow::Result<()> {
+    for kill in [false, true] {
+        let env = Env::new();
+        let mut lsp = start(&env, "[[turn]]\n[[turn.step]]\nmessage = \"up\"\n")?;
+        lsp.request("airlock/prompt", json!({"text": "start"}))?;
+        let pid = agent_pid(&mut lsp)?;
+        assert!(
+            !gone_within(pid, std::time::Duration::from_millis(1)),
+            "agent should be running"
+        );
+        if kill {
+            lsp.child.kill()?;
+            let _ = lsp.child.wait();
+        } else {
+            assert_eq!(lsp.shutdown()?, 0);
+        }
+        assert!(
+            gone_within(pid, std::time::Duration::from_secs(5)),
+            "agent {pid} outlived the server (kill -9: {kill})"
+        );
+    }
+    Ok(())
+}

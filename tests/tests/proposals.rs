@@ -212,10 +212,16 @@ fn user_edits_are_rebased_and_overlaps_become_conflicts() -> anyhow::Result<()> 
         "{outcome}"
     );
     // The conflicted hunk stays visible as a warning.
+    // (Diagnostics are also re-published as the user types; wait for the post-accept state.)
     let diags = lsp.wait_for("textDocument/publishDiagnostics", |p| {
-        airlock_diagnostics(p).iter().any(|d| d["severity"] == 2)
+        let d = airlock_diagnostics(p);
+        d.len() == 1 && d[0]["severity"] == 2
     })?;
-    assert_eq!(airlock_diagnostics(&diags).len(), 1, "{diags}");
+    assert_eq!(
+        airlock_diagnostics(&diags)[0]["code"],
+        format!("{id}#3"),
+        "{diags}"
+    );
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }
@@ -329,6 +335,56 @@ fn writes_to_protected_paths_are_refused_before_any_preview() -> anyhow::Result<
         "no preview for protected paths"
     );
     assert!(!env.workspace.join(".git/hooks/pre-commit").exists());
+    assert_eq!(lsp.shutdown()?, 0);
+    Ok(())
+}
+
+#[test]
+fn remaining_hunks_move_when_an_accepted_hunk_adds_lines() -> anyhow::Result<()> {
+    let env = Env::new();
+    let base = "one\ntwo\nthree\n";
+    env.write("a.txt", base);
+    let uri = env.uri("a.txt");
+    let script = env.dir.path().join("grow.toml");
+    std::fs::write(
+        &script,
+        "[[turn]]\n[[turn.step]]\nwrite = \"a.txt\"\ncontent = \"zero\\none\\nTWO\\nthree\\n\"\n",
+    )?;
+    let mut lsp = Lsp::start(&env, &[])?;
+    lsp.initialize(
+        &env.workspace_uri(),
+        json!({"experimental": {"airlock": true}}),
+        json!({"agent": {"script": script}}),
+    )?;
+    lsp.open(&uri, base)?;
+    lsp.request("airlock/prompt", json!({"text": "grow"}))?;
+    let created = lsp.wait_for("airlock/proposal", |p| p["event"] == "created")?;
+    let id = created["proposal"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    lsp.request(
+        "airlock/resolve",
+        json!({"proposal": id, "hunks": [1], "decision": "accept"}),
+    )?;
+    assert_eq!(
+        lsp.doc_text(&uri).as_deref(),
+        Some("zero\none\ntwo\nthree\n")
+    );
+    // After the editor applied the insertion, hunk 2 ("two") sits on line 2, not line 1.
+    let diags = lsp.wait_for("textDocument/publishDiagnostics", |p| {
+        let d = airlock_diagnostics(p);
+        d.len() == 1 && d[0]["range"]["start"]["line"] == 2
+    })?;
+    assert_eq!(airlock_diagnostics(&diags)[0]["code"], format!("{id}#2"));
+    let update = lsp.wait_for("airlock/proposal", |p| {
+        p["event"] == "updated" && p["proposal"]["view"][0]["startLine"] == 2
+    })?;
+    assert_eq!(
+        update["proposal"]["view"].as_array().map(Vec::len),
+        Some(1),
+        "{update}"
+    );
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }

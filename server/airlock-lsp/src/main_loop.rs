@@ -76,6 +76,11 @@ pub struct State {
     pub terminals: crate::handlers::terminals::Terminals,
     pub approvals: crate::handlers::approvals::Approvals,
     pub policy: crate::handlers::policy_file::PolicyState,
+    /// Proposals whose accepted text is on its way to the editor (`workspace/applyEdit` sent,
+    /// not answered yet): their hunks may already be in the buffer without being hand-applied.
+    pub resolving: std::collections::HashSet<airlock_proposals::ProposalId>,
+    /// The hunk positions last announced per proposal, to announce only real changes.
+    pub announced_views: HashMap<airlock_proposals::ProposalId, Vec<airlock_proposals::HunkView>>,
     /// Diagnostics per file and per producer; the editor gets their union (see `set_diagnostics`).
     diagnostics: HashMap<Uri, [Vec<Diagnostic>; 2]>,
 }
@@ -197,6 +202,8 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
         approvals: Default::default(),
         policy: Default::default(),
         diagnostics: HashMap::new(),
+        resolving: Default::default(),
+        announced_views: HashMap::new(),
     };
     state.emit(Event::new(
         EventKind::ServerStarted,

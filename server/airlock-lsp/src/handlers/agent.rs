@@ -283,7 +283,12 @@ fn start(state: &mut State) {
     let root = config.cwd.clone();
     tracing::info!(command = ?config.command, "starting agent");
     tokio::spawn(async move {
-        let spawned = AgentClient::spawn(&config, &root, ClientOptions::default()).await;
+        let spawned = match agent_command(&config) {
+            Ok(command) => {
+                AgentClient::spawn_command(command, &root, ClientOptions::default()).await
+            }
+            Err(e) => Err(e),
+        };
         match spawned {
             Ok((client, mut events)) => {
                 let client = Arc::new(client);
@@ -324,6 +329,23 @@ fn start(state: &mut State) {
             }
         }
     });
+}
+
+/// The agent's process: its own process group (killed as a whole on shutdown), and killed by
+/// the kernel if the server dies without shutting it down (`kill -9` of the server).
+fn agent_command(config: &AgentConfig) -> Result<tokio::process::Command, airlock_acp::AcpError> {
+    let mut command = config.to_command()?;
+    command.process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(command)
 }
 
 fn on_started(

@@ -69,7 +69,14 @@ pub fn current_text(
     path: &Path,
 ) -> Result<(Option<String>, Option<i32>), ap::ProposalError> {
     if let Some((_, doc)) = state.docs.find_by_path(path) {
-        return Ok((Some(doc.text.clone()), Some(doc.version)));
+        // An editor shows a file that doesn't exist yet as one empty line ("\n" in Neovim):
+        // that is still the empty text a new-file proposal starts from.
+        let text = if doc.text == "\n" && !path.exists() {
+            String::new()
+        } else {
+            doc.text.clone()
+        };
+        return Ok((Some(text), Some(doc.version)));
     }
     let limits = state
         .proposals
@@ -171,6 +178,20 @@ pub fn publish(state: &mut State, uri: &Uri) {
     }
 }
 
+/// Like [`publish`], but only for files with a pending proposal (cheap on every keystroke).
+pub fn publish_if_pending(state: &mut State, uri: &Uri) {
+    let Some(path) = uri.to_file_path() else {
+        return;
+    };
+    if state
+        .proposals
+        .as_ref()
+        .is_some_and(|s| s.pending_for(&path).is_some())
+    {
+        publish_path(state, &path);
+    }
+}
+
 /// One open hunk as it sits in the current text.
 struct Placed {
     hunk: ap::Hunk,
@@ -211,9 +232,24 @@ pub fn publish_path(state: &mut State, path: &Path) {
         .filter(|p| p.view.status == HunkStatus::Accepted)
         .map(|p| p.hunk.id)
         .collect();
-    if !applied.is_empty() {
-        record_applied_by_hand(state, &id, applied, text.clone(), version);
+    // Hunks already in the text were applied by the user (e.g. the "Preview proposal" edit):
+    // record them, unless our own accepted text is on its way to the editor right now.
+    if !applied.is_empty()
+        && !state.resolving.contains(&id)
+        && record_applied_by_hand(state, &id, applied, text.clone(), version)
+    {
         return publish_path(state, path);
+    }
+    let placed: Vec<Placed> = placed
+        .into_iter()
+        .filter(|p| p.view.status != HunkStatus::Accepted)
+        .collect();
+    let views: Vec<ap::HunkView> = placed.iter().map(|p| p.view.clone()).collect();
+    if state.announced_views.get(&id) != Some(&views) {
+        state.announced_views.insert(id.clone(), views);
+        if let Some(proposal) = state.proposals.as_ref().and_then(|s| s.get(&id)).cloned() {
+            notify_proposal(state, &proposal, ext::ProposalEvent::Updated);
+        }
     }
     let enc = state.encoding;
     let diagnostics = placed
@@ -241,9 +277,9 @@ fn record_applied_by_hand(
     hunks: Vec<u32>,
     text: String,
     version: Option<i32>,
-) {
+) -> bool {
     let Some(store) = state.proposals.as_mut() else {
-        return;
+        return false;
     };
     let input = ap::ResolveInput {
         id: id.clone(),
@@ -255,13 +291,17 @@ fn record_applied_by_hand(
         current_version: version,
     };
     match store.plan(input) {
-        Ok(resolution) if resolution.edits.is_empty() => {
-            let _ = finish(state, &resolution);
-        }
+        Ok(resolution) if resolution.edits.is_empty() => finish(state, &resolution).is_ok(),
         Ok(_) => {
-            tracing::warn!("hunks of {id} looked applied but planning produced edits; left pending")
+            tracing::warn!(
+                "hunks of {id} looked applied but planning produced edits; left pending"
+            );
+            false
         }
-        Err(err) => tracing::warn!("cannot record hand-applied hunks of {id}: {err}"),
+        Err(err) => {
+            tracing::warn!("cannot record hand-applied hunks of {id}: {err}");
+            false
+        }
     }
 }
 
@@ -601,11 +641,24 @@ pub fn start_resolve(
     match state.docs.find_by_path(&path) {
         Some((uri, doc)) => {
             let current = text.unwrap_or_default();
-            let edits = resolution
-                .edits
-                .iter()
-                .map(|e| OneOf::Left(text_edit(&current, e, state.encoding)))
-                .collect();
+            let edits = if doc.text == current {
+                resolution
+                    .edits
+                    .iter()
+                    .map(|e| OneOf::Left(text_edit(&current, e, state.encoding)))
+                    .collect()
+            } else {
+                // The buffer stands for an empty new file ("\n"): replace all of it.
+                let end = position_of(&doc.text, doc.text.len(), state.encoding);
+                let range = Range {
+                    start: Position::default(),
+                    end,
+                };
+                vec![OneOf::Left(TextEdit {
+                    range,
+                    new_text: new_text.clone(),
+                })]
+            };
             let edit = WorkspaceEdit {
                 document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
                     text_document: OptionalVersionedTextDocumentIdentifier {
@@ -616,9 +669,12 @@ pub fn start_resolve(
                 }])),
                 ..Default::default()
             };
+            let resolving = resolution.proposal.id.clone();
+            state.resolving.insert(resolving.clone());
             state.request_client(
                 move |client| async move { client.apply_edit(edit).await },
                 move |state, result| {
+                    state.resolving.remove(&resolving);
                     let reply = match result {
                         Ok(r) if r.applied => finish(state, &resolution),
                         Ok(r) => Err(jsonrpc::Error::invalid_request_with(format!(

@@ -38,6 +38,8 @@ pub fn did_change(state: &mut State, params: DidChangeTextDocumentParams) {
         return;
     }
     crate::handlers::policy_file::on_change(state, &uri);
+    // Hunks move (or conflict) as the user types: keep their diagnostics where they are now.
+    crate::handlers::proposals::publish_if_pending(state, &uri);
 }
 
 pub fn did_save(state: &mut State, params: DidSaveTextDocumentParams) {
