@@ -83,19 +83,26 @@ fn ensure_user() -> bool {
         if !is_root() {
             return false;
         }
-        if Command::new("id")
-            .arg(TEST_USER)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        let exists = || {
+            Command::new("id")
+                .arg(TEST_USER)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if exists() {
             return true;
         }
-        Command::new("useradd")
+        // Test binaries run in parallel (nextest): another one may create the user first.
+        let _ = Command::new("useradd")
             .args(["-M", "-s", "/bin/sh", TEST_USER])
-            .status()
-            .is_ok_and(|s| s.success())
+            .status();
+        assert!(
+            exists(),
+            "running as root but could not create the test user {TEST_USER}"
+        );
+        true
     })
 }
 
