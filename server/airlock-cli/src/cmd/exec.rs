@@ -313,9 +313,9 @@ fn report_json(r: &ExecReport) -> String {
     };
     let mut buf = Vec::new();
     let violations: Vec<String> = r.violations.iter().map(|v| json_str(v)).collect();
-    let _ = write!(
+    let _ = writeln!(
         buf,
-        "{{\"status\":{{\"kind\":\"{kind}\",\"value\":{value}}},\"exit_code\":{},\"wall_ms\":{:.3},\"user_cpu_ms\":{:.3},\"sys_cpu_ms\":{:.3},\"max_rss_kb\":{},\"bytes_out\":{},\"output_counted\":{},\"killed_by\":{},\"violations\":[{}]}}\n",
+        "{{\"status\":{{\"kind\":\"{kind}\",\"value\":{value}}},\"exit_code\":{},\"wall_ms\":{:.3},\"user_cpu_ms\":{:.3},\"sys_cpu_ms\":{:.3},\"max_rss_kb\":{},\"bytes_out\":{},\"output_counted\":{},\"killed_by\":{},\"violations\":[{}]}}",
         r.status.code(),
         r.wall.as_secs_f64() * 1e3,
         r.user_cpu.as_secs_f64() * 1e3,
