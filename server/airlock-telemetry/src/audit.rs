@@ -123,6 +123,9 @@ pub struct AuditLog {
     file_lines: u64,
     n: u64,
     prev: String,
+    /// The record number the head was at when we last read or wrote it. A head beyond both
+    /// this and our own position means another process appended.
+    head_n: u64,
     /// Records that could not be written since the last successful write: (count, first seq, last seq).
     lost: Option<(u64, u64, u64)>,
     total_lost: u64,
@@ -179,6 +182,7 @@ impl AuditLog {
         let head_file = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&head_path)
             .map_err(open_err(&head_path))?;
@@ -218,6 +222,9 @@ impl AuditLog {
             file_lines,
             n,
             prev,
+            // A head written before a crash may point past the last whole record; that is
+            // damage for verify to report, not another writer to follow.
+            head_n: read_head(dir).ok().flatten().map_or(0, |h| h.n),
             lost: None,
             total_lost: 0,
         })
@@ -240,7 +247,75 @@ impl AuditLog {
     /// Appends one event. On failure the event is counted as lost; the next successful append
     /// first writes an `audit.gap` record saying how many were lost, so the log itself shows the
     /// hole instead of hiding it.
+    ///
+    /// Several servers (one per editor window) may share the directory: each append holds the
+    /// head file's lock and first catches up with what the others wrote (from the head), so
+    /// all of them extend one chain.
     pub fn append(&mut self, event: &Event) -> Result<(), AuditError> {
+        if let Err(source) = self.head_file.lock() {
+            self.count_lost(event.seq);
+            return Err(AuditError::Write {
+                path: self.dir.join(HEAD_FILE),
+                source,
+            });
+        }
+        let result = match self.catch_up() {
+            Ok(()) => self.append_locked(event),
+            Err(err) => {
+                self.count_lost(event.seq);
+                Err(err)
+            }
+        };
+        let _ = self.head_file.unlock();
+        result
+    }
+
+    /// Adopts the end of the chain from the head when another process wrote past us.
+    fn catch_up(&mut self) -> Result<(), AuditError> {
+        let mut buf = [0u8; HEAD_SIZE];
+        let read = self
+            .head_file
+            .read_at(&mut buf, 0)
+            .map_err(|source| AuditError::Read {
+                path: self.dir.join(HEAD_FILE),
+                source,
+            })?;
+        let Ok(head) = serde_json::from_slice::<Head>(buf[..read].trim_ascii()) else {
+            // Empty (nothing written yet) or damaged: keep our own state; verify reports damage.
+            return Ok(());
+        };
+        if head.n <= self.n.max(self.head_n) {
+            return Ok(());
+        }
+        self.head_n = head.n;
+        if head.file != self.file_name {
+            let path = self.dir.join(&head.file);
+            self.file = OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|source| AuditError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+            self.file_index = file_index(&path).unwrap_or(self.file_index + 1);
+            self.file_day = file_day_of(&path).unwrap_or(self.file_day);
+            self.file_name = head.file;
+        }
+        self.file_len = self
+            .file
+            .metadata()
+            .map_err(|source| AuditError::Read {
+                path: self.current_file(),
+                source,
+            })?
+            .len();
+        self.file_lines = head.line;
+        self.n = head.n;
+        self.prev = head.hash;
+        Ok(())
+    }
+
+    fn append_locked(&mut self, event: &Event) -> Result<(), AuditError> {
         if let Some((count, first, last)) = self.lost {
             let mut gap = Event::new(EventKind::AuditGap, format!("{count} records lost"))
                 .field("lost", count)
@@ -350,6 +425,7 @@ impl AuditLog {
     }
 
     fn write_head(&mut self) -> Result<(), AuditError> {
+        self.head_n = self.n;
         let head = Head {
             file: self.file_name.clone(),
             line: self.file_lines,
@@ -822,6 +898,24 @@ mod tests {
         check(&|l| l.swap(1, 2), 2); // reordered
         check(&|l| l.truncate(4), 5); // cut at a record boundary: head says 5
         check(&|l| l.truncate(0), 1);
+    }
+
+    #[test]
+    fn two_writers_on_one_directory_extend_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = AuditLog::open(dir.path(), small_files()).unwrap();
+        let mut b = AuditLog::open(dir.path(), small_files()).unwrap();
+        for i in 1..=30 {
+            // Interleaved, with rotation happening under either writer.
+            if i % 3 == 0 {
+                b.append(&event(i)).unwrap();
+            } else {
+                a.append(&event(i)).unwrap();
+            }
+        }
+        let report = verify_dir(dir.path()).unwrap();
+        let files = list_files(dir.path()).unwrap();
+        assert_eq!(report.records, 30 + files.len() as u64 - 1);
     }
 
     #[test]
