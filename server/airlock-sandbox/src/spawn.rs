@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -1144,12 +1144,6 @@ const NAMESPACE_STEPS: &[&str] = &[
 const SUP_TIMEOUT: i64 = 1;
 const SUP_KILLED: i64 = 2;
 
-static SUP_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn sup_handler(sig: libc::c_int) {
-    SUP_SIGNAL.store(sig, Ordering::SeqCst);
-}
-
 fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
@@ -1188,21 +1182,27 @@ unsafe fn write_all_raw(fd: RawFd, b: &[u8]) {
 
 unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
     unsafe {
+        // The signals we act on are blocked and taken with sigtimedwait: no handlers, no
+        // shared state (this may be a fork of a multithreaded server).
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
+        for sig in [
+            libc::SIGCHLD,
+            libc::SIGUSR1,
+            libc::SIGALRM,
+            libc::SIGTERM,
+            libc::SIGHUP,
+        ] {
+            libc::sigaddset(&mut set, sig);
+        }
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
         if plan.new_session {
             libc::setsid();
         }
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1, 0, 0, 0);
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = sup_handler as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = 0; // no SA_RESTART: waitpid must return EINTR
-        for sig in [libc::SIGUSR1, libc::SIGALRM, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+        // No PR_SET_PDEATHSIG: it fires when the forking *thread* exits (a tokio blocking
+        // thread retires after 10 s idle), not the process. The caller's death is noticed by
+        // the periodic getppid() check below instead.
         for sig in [
             libc::SIGINT,
             libc::SIGQUIT,
@@ -1248,27 +1248,34 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
 
         let mut cmd_status: i32 = -1;
         let mut reason: i64 = 0;
-        loop {
-            let mut st = 0;
-            let r = libc::waitpid(-1, &mut st, 0);
-            if r == c {
-                cmd_status = st;
-                break;
-            }
-            if r < 0 {
-                let e = errno();
-                if e == libc::EINTR {
-                    let sig = SUP_SIGNAL.load(Ordering::SeqCst);
-                    if sig != 0 {
-                        reason = if sig == libc::SIGALRM {
-                            SUP_TIMEOUT
-                        } else {
-                            SUP_KILLED
-                        };
+        let tick = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        'wait: loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigtimedwait(&set, &mut info, &tick);
+            if sig == libc::SIGCHLD {
+                loop {
+                    let mut st = 0;
+                    let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                    if r == c {
+                        cmd_status = st;
+                        break 'wait;
+                    }
+                    if r <= 0 {
                         break;
                     }
-                    continue;
                 }
+            } else if sig == libc::SIGALRM {
+                reason = SUP_TIMEOUT;
+                break;
+            } else if sig > 0 {
+                reason = SUP_KILLED;
+                break;
+            } else if libc::getppid() != plan.parent {
+                // The caller died: nobody will wait for the command.
+                reason = SUP_KILLED;
                 break;
             }
         }
@@ -1366,6 +1373,9 @@ unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> bool {
 unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
     unsafe {
         let ew = plan.err_w;
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         for sig in 1..32 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
