@@ -30,7 +30,11 @@ pub fn restore(state: &mut State) {
     let Some(root) = state.root.clone() else {
         return;
     };
-    match ap::Store::open(&state.config.state_dir.join("proposals"), &root) {
+    // Not fsynced: state survives a killed server (atomic rename), and the agent→editor path
+    // stays within its latency budget; a power loss can at worst drop the newest pending
+    // previews, never tear a file or touch the workspace (docs/proposals.md).
+    let options = ap::StoreOptions { durable: false, ..Default::default() };
+    match ap::Store::open_with(&state.config.state_dir.join("proposals"), &root, options) {
         Ok(store) => {
             for warning in store.load_warnings() {
                 tracing::warn!("proposal store: {warning}");
