@@ -17,11 +17,15 @@ pub enum Command {
         /// The policy file to check.
         file: Option<PathBuf>,
     },
-    /// Show what the policy decides for a command, a read, a write or a network host, and which
-    /// rule (layer, file:line) decided it. Compound commands get one line per part.
+    /// Show what the policy decides and which rule (layer, file:line) decided it.
+    ///
+    /// For a command, a read, a write or a network host. Compound commands are split and get
+    /// one entry per part; the strictest part decides.
     Explain(ExplainArgs),
-    /// Trust the workspace policy as it is now, so its loosening rules (allow lists, looser
-    /// defaults) apply. Any later change to the file revokes the trust.
+    /// Trust the workspace policy as it is now, so its loosening rules apply.
+    ///
+    /// Until trusted, a workspace policy only tightens: its allow lists and looser defaults are
+    /// ignored. Trust is pinned to the file's sha256; any later change revokes it.
     Trust {
         /// Workspace root (default: the workspace containing the current directory).
         #[arg(long, value_name = "DIR")]
