@@ -202,19 +202,20 @@ pub fn describe(d: &Decision) -> (String, String) {
     (rule, d.layer.as_str().to_owned())
 }
 
-/// The policy's decision on a command given as argv (agent terminal).
-pub fn decide_argv(state: &State, argv: &[String]) -> Decision {
-    match current(state) {
-        Some(policy) => deciding(policy.decide_argv(argv)),
-        None => no_workspace(),
+/// The policy's decision on a command given as argv (agent terminal), run in `cwd` (relative
+/// redirections and paths are judged from there; default: the workspace root).
+pub fn decide_argv(state: &State, argv: &[String], cwd: Option<&Path>) -> Decision {
+    match (current(state), state.root.as_deref()) {
+        (Some(policy), Some(root)) => deciding(policy.decide_argv_in(argv, cwd.unwrap_or(root))),
+        _ => no_workspace(),
     }
 }
 
 /// The policy's decision on a shell command line (split into parts; the strictest decides).
-pub fn decide_line(state: &State, line: &str) -> Decision {
-    match current(state) {
-        Some(policy) => deciding(policy.decide_command(line)),
-        None => no_workspace(),
+pub fn decide_line(state: &State, line: &str, cwd: Option<&Path>) -> Decision {
+    match (current(state), state.root.as_deref()) {
+        (Some(policy), Some(root)) => deciding(policy.decide_command_in(line, cwd.unwrap_or(root))),
+        _ => no_workspace(),
     }
 }
 
@@ -272,5 +273,5 @@ pub fn decide_tool_call(state: &State, call: &ToolCallInfo) -> Option<Decision> 
         return None;
     }
     let command = call.raw_input.as_ref()?.get("command")?.as_str()?;
-    Some(decide_line(state, command))
+    Some(decide_line(state, command, None))
 }

@@ -33,7 +33,10 @@ pub fn restore(state: &mut State) {
     // Not fsynced: state survives a killed server (atomic rename), and the agent→editor path
     // stays within its latency budget; a power loss can at worst drop the newest pending
     // previews, never tear a file or touch the workspace (docs/proposals.md).
-    let options = ap::StoreOptions { durable: false, ..Default::default() };
+    let options = ap::StoreOptions {
+        durable: false,
+        ..Default::default()
+    };
     match ap::Store::open_with(&state.config.state_dir.join("proposals"), &root, options) {
         Ok(store) => {
             for warning in store.load_warnings() {

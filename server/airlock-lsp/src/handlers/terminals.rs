@@ -214,9 +214,9 @@ fn create(
         (argv, line)
     };
     let decision = if argv[0] == "sh" && argv.len() == 3 && argv[1] == "-c" && argv[2] == line {
-        policy_file::decide_line(state, &line)
+        policy_file::decide_line(state, &line, cwd.as_deref())
     } else {
-        policy_file::decide_argv(state, &argv)
+        policy_file::decide_argv(state, &argv, cwd.as_deref())
     };
     let (rule, layer) = policy_file::describe(&decision);
     match decision.verdict {
