@@ -35,6 +35,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The audit directory's name inside the state directory.
 pub const DIR_NAME: &str = "audit";
 pub const HEAD_FILE: &str = "head";
+/// Events written together (see [`AuditLog::append`]).
+pub const BATCH: usize = 64;
+/// How often the bus writes a batch that is not full.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 /// The head is rewritten in place, padded to this size, so a write never leaves old bytes behind.
 const HEAD_SIZE: usize = 512;
 
@@ -119,8 +123,15 @@ pub struct AuditLog {
     file_name: String,
     file_index: u64,
     file_day: u64,
+    /// Bytes of the current file, staged ones included.
     file_len: u64,
+    /// Bytes of the current file actually written (where to cut back to after a failed write).
+    written_len: u64,
     file_lines: u64,
+    /// Lines serialized for the current file but not yet written (one `write` per batch).
+    staged: Vec<u8>,
+    /// Events accepted by [`AuditLog::append`] and not yet written.
+    pending: Vec<Event>,
     n: u64,
     prev: String,
     /// The record number the head was at when we last read or wrote it. A head beyond both
@@ -219,7 +230,10 @@ impl AuditLog {
             file_index,
             file_day,
             file_len,
+            written_len: file_len,
             file_lines,
+            staged: Vec::new(),
+            pending: Vec::new(),
             n,
             prev,
             // A head written before a crash may point past the last whole record; that is
@@ -244,34 +258,107 @@ impl AuditLog {
         self.total_lost
     }
 
-    /// Appends one event. On failure the event is counted as lost; the next successful append
-    /// first writes an `audit.gap` record saying how many were lost, so the log itself shows the
-    /// hole instead of hiding it.
-    ///
-    /// Several servers (one per editor window) may share the directory: each append holds the
-    /// head file's lock and first catches up with what the others wrote (from the head), so
-    /// all of them extend one chain.
+    /// Queues one event; it is written with the next batch: when [`BATCH`] events are waiting
+    /// (then the error of that write is returned here), on [`AuditLog::flush`] (the bus calls
+    /// it every [`FLUSH_EVERY`]) and on drop. One lock/write/head cycle per batch instead of per
+    /// record is what makes the log fast; a crash loses at most the waiting batch.
     pub fn append(&mut self, event: &Event) -> Result<(), AuditError> {
+        self.pending.push(event.clone());
+        if self.pending.len() >= BATCH {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Events accepted but not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes the waiting events. On failure they are counted as lost; the next successful
+    /// write first records an `audit.gap` saying how many, so the log itself shows the hole.
+    ///
+    /// Several servers (one per editor window) may share the directory: each batch is written
+    /// holding the head file's lock, after catching up with what the others wrote (from the
+    /// head), so all of them extend one chain.
+    pub fn flush(&mut self) -> Result<(), AuditError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
         if let Err(source) = self.head_file.lock() {
-            self.count_lost(event.seq);
+            batch.iter().for_each(|e| self.count_lost(e.seq));
             return Err(AuditError::Write {
                 path: self.dir.join(HEAD_FILE),
                 source,
             });
         }
-        let result = match self.catch_up() {
-            Ok(()) => self.append_locked(event),
-            Err(err) => {
-                self.count_lost(event.seq);
-                Err(err)
-            }
-        };
+        let result = self.write_batch(&batch);
+        if result.is_err() {
+            batch.iter().for_each(|e| self.count_lost(e.seq));
+            self.staged.clear();
+            // The head still says where the last good write ended: continue from there.
+            self.head_n = 0;
+            let _ = self.catch_up_to(true);
+        }
         let _ = self.head_file.unlock();
         result
     }
 
+    fn write_batch(&mut self, batch: &[Event]) -> Result<(), AuditError> {
+        self.catch_up()?;
+        if let Some((count, first, last)) = self.lost {
+            let mut gap = Event::new(EventKind::AuditGap, format!("{count} records lost"))
+                .field("lost", count)
+                .field("firstSeq", first)
+                .field("lastSeq", last);
+            gap.ts_ms = crate::now_ms();
+            if let Some(e) = batch.first() {
+                gap.session.clone_from(&e.session);
+            }
+            self.write_record(Some(&gap), None)?;
+        }
+        for event in batch {
+            self.write_record(Some(event), None)?;
+        }
+        self.write_staged()?;
+        self.write_head()?;
+        self.lost = None;
+        Ok(())
+    }
+
+    fn write_staged(&mut self) -> Result<(), AuditError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        // One write call per batch: with O_APPEND it is never interleaved with another writer.
+        let result = self.file.write_all(&self.staged);
+        let len = self.staged.len() as u64;
+        self.staged.clear();
+        match result {
+            Ok(()) => {
+                self.written_len += len;
+                Ok(())
+            }
+            Err(source) => {
+                // A partial line (disk full) would break the chain for every later record.
+                let _ = self.file.set_len(self.written_len);
+                Err(AuditError::Write {
+                    path: self.current_file(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// Adopts the end of the chain from the head when another process wrote past us.
     fn catch_up(&mut self) -> Result<(), AuditError> {
+        self.catch_up_to(false)
+    }
+
+    /// With `force`, adopts the head even if it is behind us (after a failed write).
+    fn catch_up_to(&mut self, force: bool) -> Result<(), AuditError> {
         let mut buf = [0u8; HEAD_SIZE];
         let read = self
             .head_file
@@ -284,7 +371,7 @@ impl AuditLog {
             // Empty (nothing written yet) or damaged: keep our own state; verify reports damage.
             return Ok(());
         };
-        if head.n <= self.n.max(self.head_n) {
+        if !force && head.n <= self.n.max(self.head_n) {
             return Ok(());
         }
         self.head_n = head.n;
@@ -309,33 +396,11 @@ impl AuditLog {
                 source,
             })?
             .len();
+        self.written_len = self.file_len;
         self.file_lines = head.line;
         self.n = head.n;
         self.prev = head.hash;
         Ok(())
-    }
-
-    fn append_locked(&mut self, event: &Event) -> Result<(), AuditError> {
-        if let Some((count, first, last)) = self.lost {
-            let mut gap = Event::new(EventKind::AuditGap, format!("{count} records lost"))
-                .field("lost", count)
-                .field("firstSeq", first)
-                .field("lastSeq", last);
-            gap.ts_ms = crate::now_ms();
-            gap.session.clone_from(&event.session);
-            if let Err(err) = self.write_record(Some(&gap), None) {
-                self.count_lost(event.seq);
-                return Err(err);
-            }
-            self.lost = None;
-        }
-        match self.write_record(Some(event), None) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                self.count_lost(event.seq);
-                Err(err)
-            }
-        }
     }
 
     fn count_lost(&mut self, seq: u64) {
@@ -358,20 +423,12 @@ impl AuditLog {
         }
         let hash = sha256_hex(line.as_bytes());
         line.push('\n');
-        // One write call per record: with O_APPEND a record is never interleaved with another.
-        if let Err(source) = self.file.write_all(line.as_bytes()) {
-            // A partial line (disk full) would break the chain for every later record: cut it.
-            let _ = self.file.set_len(self.file_len);
-            return Err(AuditError::Write {
-                path: self.current_file(),
-                source,
-            });
-        }
+        self.staged.extend_from_slice(line.as_bytes());
         self.file_len += line.len() as u64;
         self.file_lines += 1;
         self.n += 1;
         self.prev = hash;
-        self.write_head()
+        Ok(())
     }
 
     fn serialize(&self, event: Option<&Event>, seal: Option<&Seal>) -> Result<String, AuditError> {
@@ -415,11 +472,13 @@ impl AuditLog {
             next: next_name.clone(),
         };
         self.write_record(None, Some(&seal))?;
+        self.write_staged()?;
         self.file = next;
         self.file_name = next_name;
         self.file_index += 1;
         self.file_day = day;
         self.file_len = 0;
+        self.written_len = 0;
         self.file_lines = 0;
         Ok(())
     }
@@ -443,6 +502,14 @@ impl AuditLog {
                 path: self.dir.join(HEAD_FILE),
                 source,
             })
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Err(err) = self.flush() {
+            tracing::error!("audit log: {err}");
+        }
     }
 }
 
@@ -843,6 +910,9 @@ mod tests {
         write_log(dir.path(), 3, AuditOptions::default());
         let mut w = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
         w.append(&event(4)).unwrap();
+        // Batched: nothing is written before a flush (or a full batch, or drop).
+        assert_eq!(verify_dir(dir.path()).unwrap().last_n, 3);
+        w.flush().unwrap();
         let report = verify_dir(dir.path()).unwrap();
         assert_eq!((report.files, report.records, report.last_n), (1, 4, 4));
         assert!(report.head_checked);
@@ -907,11 +977,9 @@ mod tests {
         let mut b = AuditLog::open(dir.path(), small_files()).unwrap();
         for i in 1..=30 {
             // Interleaved, with rotation happening under either writer.
-            if i % 3 == 0 {
-                b.append(&event(i)).unwrap();
-            } else {
-                a.append(&event(i)).unwrap();
-            }
+            let w = if i % 3 == 0 { &mut b } else { &mut a };
+            w.append(&event(i)).unwrap();
+            w.flush().unwrap();
         }
         let report = verify_dir(dir.path()).unwrap();
         let files = list_files(dir.path()).unwrap();
@@ -930,6 +998,7 @@ mod tests {
         // The writer does not append to the damaged file, so the damage stays visible.
         let mut w = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
         w.append(&event(9)).unwrap();
+        w.flush().unwrap();
         assert_ne!(w.current_file(), file);
         assert_eq!(verify_dir(dir.path()).unwrap_err().line, 3);
     }
@@ -982,17 +1051,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
         w.append(&event(1)).unwrap();
+        w.flush().unwrap();
         // Swap the open file for /dev/full: every write now fails with ENOSPC.
         let good = std::mem::replace(
             &mut w.file,
             OpenOptions::new().append(true).open("/dev/full").unwrap(),
         );
         for i in 2..=4 {
-            assert!(w.append(&event(i)).is_err());
+            w.append(&event(i)).unwrap();
         }
+        assert!(w.flush().is_err());
         assert_eq!(w.lost(), 3);
         w.file = good;
         w.append(&event(5)).unwrap();
+        w.flush().unwrap();
         let records: Vec<Record> = read_records(&list_files(dir.path()).unwrap())
             .into_iter()
             .map(|(_, _, r)| r.unwrap())

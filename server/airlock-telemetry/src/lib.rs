@@ -91,8 +91,35 @@ impl Bus {
         self.lock().content = content;
     }
 
+    /// Attaches the audit log and starts the thread that writes its batches every
+    /// [`audit::FLUSH_EVERY`]; the thread ends with the bus.
     pub fn attach_audit(&self, log: audit::AuditLog) {
         self.lock().audit = Some(log);
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("airlock-audit".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(audit::FLUSH_EVERY);
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    Bus { inner }.flush_audit();
+                }
+            });
+        if let Err(err) = spawned {
+            // Batches are still written when full and at exit.
+            tracing::error!("cannot start the audit flush thread: {err}");
+        }
+    }
+
+    /// Writes the audit records waiting in the current batch.
+    pub fn flush_audit(&self) {
+        let mut inner = self.lock();
+        if let Some(log) = inner.audit.as_mut() {
+            let result = log.flush();
+            audit_result(&mut inner, result);
+        }
     }
 
     /// Opens the audit log in `dir` and attaches it. If it cannot be opened the server goes on
@@ -157,8 +184,10 @@ impl Bus {
         }
     }
 
-    /// Sends what the OTLP exporter has queued and stops it (server exit).
+    /// Writes the waiting audit batch, sends what the OTLP exporter has queued and stops it
+    /// (server exit).
     pub fn shutdown(&self) {
+        self.flush_audit();
         let otlp = self.lock().otlp.take();
         if let Some(otlp) = otlp {
             // Flushes what is queued, bounded in time: a Collector that is down cannot hold
@@ -178,14 +207,8 @@ impl Bus {
         }
         redact::apply(&mut event, inner.content);
         if let Some(log) = inner.audit.as_mut() {
-            match log.append(&event) {
-                Ok(()) => inner.audit_failing = false,
-                Err(err) if !inner.audit_failing => {
-                    inner.audit_failing = true;
-                    report_audit_error(&mut inner, &err);
-                }
-                Err(_) => {}
-            }
+            let result = log.append(&event);
+            audit_result(&mut inner, result);
         }
         fan_out(&mut inner, &event);
         event
@@ -206,6 +229,22 @@ fn fan_out(inner: &mut Inner, event: &Event) {
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Disconnected(_)) => false,
         });
+}
+
+fn audit_result(inner: &mut Inner, result: Result<(), audit::AuditError>) {
+    match result {
+        Ok(()) => {
+            // Only a write that happened ends a failing stretch, not an event merely queued.
+            if inner.audit.as_ref().is_some_and(|l| l.pending() == 0) {
+                inner.audit_failing = false;
+            }
+        }
+        Err(err) if !inner.audit_failing => {
+            inner.audit_failing = true;
+            report_audit_error(inner, &err);
+        }
+        Err(_) => {}
+    }
 }
 
 /// Logs the failure and tells the other sinks, once per failing stretch.
@@ -253,6 +292,7 @@ mod tests {
         assert_eq!(got[1].subject, "curl -u bob:[REDACTED] http://x");
         assert_eq!(got[2].fields["text"], "yo!");
         // The audit log holds the same, filtered events.
+        bus.flush_audit();
         let files = audit::list_files(dir.path()).unwrap();
         let logged: Vec<Event> = audit::read_records(&files)
             .into_iter()
