@@ -217,3 +217,25 @@ fn unwritable_audit_dir_is_reported_once_and_the_server_goes_on() {
     assert_eq!(errors, 1, "audit.error events");
     assert_eq!(lsp.shutdown().expect("shutdown"), 0);
 }
+
+#[test]
+fn two_servers_at_once_extend_one_verifiable_chain() {
+    let env = Env::new();
+    env.write("notes.txt", "some notes\n");
+    // Two editor windows: both servers run and write at the same time.
+    let mut a = session(&env, false);
+    let mut b = session(&env, false);
+    for lsp in [&mut a, &mut b] {
+        lsp.request("airlock/prompt", json!({"text": "again"}))
+            .expect("prompt");
+    }
+    assert_eq!(a.shutdown().expect("shutdown a"), 0);
+    assert_eq!(b.shutdown().expect("shutdown b"), 0);
+    let out = airlock(&env, &["audit", "verify"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let out = airlock(
+        &env,
+        &["audit", "show", "--json", "--kind", "server.started"],
+    );
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+}
