@@ -4,7 +4,10 @@
 //! - **Filesystem** (Landlock): read+execute on system dirs and configured toolchain dirs,
 //!   read-write on the workspace, the `extra_write` paths and a private per-command TMPDIR
 //!   (on tmpfs, removed afterwards). Nothing else is readable, in particular not `$HOME`.
-//!   Deny-read globs (`.env*` by default) are unreadable inside the workspace.
+//!   Deny-read globs (`.env*` by default) are unreadable inside the workspace. With
+//!   [`SandboxConfig::workspace_read_only`] the workspace is read-only too (Landlock grants
+//!   it read rights only and, where user namespaces work, its mount stays read-only): the
+//!   server runs the agent process itself this way, so its edits can only arrive as proposals.
 //! - **Protected paths** (`.git/hooks/`, `.git/config`, `.airlock/`, …) can't be changed:
 //!   read-only bind mounts in a private user+mount namespace where user namespaces work, and
 //!   always an integrity snapshot that is checked and restored after every descendant died.
@@ -50,8 +53,12 @@ pub fn ignore_terminal_signals() {
 /// What the sandbox is allowed to touch. Paths must be absolute.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxConfig {
-    /// Read-write root; the command's cwd must be inside it.
+    /// Read-write root (read-only with `workspace_read_only`); the command's cwd must be inside it.
     pub workspace: PathBuf,
+    /// Grant the workspace read rights only (deny-read files stay unreadable). The private
+    /// TMPDIR and `extra_write` stay writable. Used for the agent process (`airlock exec
+    /// --read-only-workspace`).
+    pub workspace_read_only: bool,
     /// Extra read+execute paths (toolchains: `~/.cargo`, `~/.rustup`, …). Missing ones are skipped.
     pub extra_read: Vec<PathBuf>,
     /// Extra read-write paths outside the workspace. Missing ones are skipped.

@@ -284,6 +284,11 @@ impl Sandbox {
         };
 
         // Landlock: static handles + workspace + TMPDIR.
+        let ws_access = match &self.landlock {
+            Some(plan) if self.config.workspace_read_only => plan.read_exec(),
+            Some(plan) => plan.all(),
+            None => BitFlags::empty(),
+        };
         let mut shared_fd: RawFd = -1;
         let ruleset = match &self.landlock {
             None => None,
@@ -295,7 +300,7 @@ impl Sandbox {
                     let base_fd = landlock_rules::open_path(&mnt)
                         .map_err(|e| format!("{}: {e}", mnt.display()))?;
                     let all = plan.all();
-                    plan.build(&[(ws_fd.as_fd(), all), (base_fd.as_fd(), all)])
+                    plan.build(&[(ws_fd.as_fd(), ws_access), (base_fd.as_fd(), all)])
                         .map_err(|e| e.to_string())
                 });
                 match r {
@@ -321,11 +326,11 @@ impl Sandbox {
                             hint: "; move the workspace or remove the deny-read files".into(),
                         });
                     }
-                    per_entry_rules(plan, ws, &denied_now, &mut owned)?;
+                    per_entry_rules(plan, ws, ws_access, &denied_now, &mut owned)?;
                 } else {
                     let fd = landlock_rules::open_path(ws)
                         .map_err(|e| SandboxError::io("cannot open", ws, e))?;
-                    owned.push((fd, all));
+                    owned.push((fd, ws_access));
                 }
                 owned.push((tmp_fd, all));
                 let borrowed: Vec<(BorrowedFd<'_>, BitFlags<AccessFs>)> =
@@ -404,7 +409,11 @@ impl Sandbox {
                 stderr_child.as_ref().map_or(-1, |f| f.as_raw_fd()),
             ],
             userns: if userns {
-                let mut writable = vec![c(ws.as_os_str())?];
+                // A read-only workspace simply stays on the read-only mount.
+                let mut writable = Vec::new();
+                if !self.config.workspace_read_only {
+                    writable.push(c(ws.as_os_str())?);
+                }
                 for p in &self.config.extra_write {
                     if let Ok(p) = std::fs::canonicalize(p) {
                         writable.push(c(p.as_os_str())?);
@@ -599,15 +608,16 @@ impl Drop for TmpGuard {
 
 /// Grants the workspace entry by entry, skipping deny-read matches: directories on the way to
 /// a denied path get every right except reading and executing files, everything else gets
-/// full rights. New files created later directly in those directories are write-only until
-/// the next command.
+/// full rights (all within `grant`: read rights only for a read-only workspace). New files
+/// created later directly in those directories are write-only until the next command.
 fn per_entry_rules(
     plan: &LandlockPlan,
     ws: &Path,
+    grant: BitFlags<AccessFs>,
     denied: &[&(PathBuf, bool)],
     out: &mut Vec<(OwnedFd, BitFlags<AccessFs>)>,
 ) -> Result<(), SandboxError> {
-    let all = plan.all();
+    let all = plan.all() & grant;
     let file_rights = AccessFs::from_file(plan.abi);
     let no_read = all & !(AccessFs::ReadFile | AccessFs::Execute);
     let mut on_path: Vec<PathBuf> = vec![ws.to_path_buf()];

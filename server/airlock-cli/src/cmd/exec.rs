@@ -53,6 +53,20 @@ pub struct Args {
     /// Set an environment variable inside the sandbox (the rest is scrubbed to an allowlist).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Pass variable NAME from airlock's own environment into the sandbox (repeatable). Unlike
+    /// `--env`, the value never appears on a command line (`/proc/*/cmdline` is world-readable).
+    /// An unset NAME is skipped.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Make the workspace read-only too (deny-read files stay unreadable); the private TMPDIR
+    /// and `--allow-write` paths stay writable. `airlock serve` runs the agent process this way.
+    #[arg(long)]
+    pub read_only_workspace: bool,
+    /// Run the command in a new session (no controlling terminal), so that signals to the
+    /// caller's process group don't reach the sandbox's supervisor: it then outlives a killed
+    /// `airlock exec` just long enough to notice and kill every descendant.
+    #[arg(long)]
+    pub new_session: bool,
     /// Give up a protection this kernel can't enforce (repeatable; see below).
     #[arg(long = "weaker-mode", value_name = "MODE", value_delimiter = ',')]
     pub weaker_mode: Vec<String>,
@@ -139,6 +153,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     };
     let config = SandboxConfig {
         workspace,
+        workspace_read_only: args.read_only_workspace,
         extra_read,
         extra_write,
         deny_read_globs,
@@ -163,6 +178,17 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
             return Err(anyhow::anyhow!("--env expects KEY=VALUE, got `{kv}`").into());
         };
         env_extra.push((k.to_string(), v.to_string()));
+    }
+    for name in &args.pass_env {
+        if name.is_empty() || name.contains('=') {
+            return Err(anyhow::anyhow!("--pass-env expects a variable name, got `{name}`").into());
+        }
+        if let Some(v) = std::env::var_os(name) {
+            let v = v
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("--pass-env {name}: the value is not UTF-8"))?;
+            env_extra.push((name.clone(), v));
+        }
     }
     // Relay (and count) output only when a cap asks for it: an inherited TTY stays a TTY.
     let relay = args.max_output.is_some();
@@ -189,7 +215,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         stderr: out(2)?,
         timeout: None,
         output_cap: None,
-        new_session: false,
+        new_session: args.new_session,
     };
 
     // Like system(3): while the command runs, the terminal's Ctrl-C is the command's business.
