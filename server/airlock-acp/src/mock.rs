@@ -574,6 +574,24 @@ impl TurnRunner {
                 return Flow::Crash;
             }
             Step::Stderr(text) => eprintln!("{text}"),
+            Step::WriteDisk { path, content } => {
+                let path = self.absolute(&path);
+                match std::fs::write(&path, content) {
+                    Ok(()) => self.say(&format!("write_disk {}: written", path.display())),
+                    Err(e) => self.say(&format!("write_disk {}: failed: {e}", path.display())),
+                }
+            }
+            Step::ReadDisk(path) => {
+                let path = self.absolute(&path);
+                match std::fs::read(&path) {
+                    Ok(bytes) => self.say(&format!(
+                        "read_disk {}: read {} bytes",
+                        path.display(),
+                        bytes.len()
+                    )),
+                    Err(e) => self.say(&format!("read_disk {}: failed: {e}", path.display())),
+                }
+            }
         }
         Flow::Next
     }

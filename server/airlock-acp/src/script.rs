@@ -147,6 +147,16 @@ pub enum Step {
     End(StopReason),
     Crash(i32),
     Stderr(String),
+    /// Test aid: write `content` to `path` with plain file I/O, bypassing ACP (as agents with
+    /// built-in file tools do), and say whether it worked. The server's agent sandbox must
+    /// make this fail inside the workspace.
+    WriteDisk {
+        path: PathBuf,
+        content: String,
+    },
+    /// Test aid: read `path` with plain file I/O, bypassing ACP, and say how many bytes came
+    /// back (never the content) or the error.
+    ReadDisk(PathBuf),
 }
 
 #[derive(Deserialize)]
@@ -209,6 +219,8 @@ struct RawStep {
     end: Option<String>,
     crash: Option<i32>,
     stderr: Option<String>,
+    write_disk: Option<PathBuf>,
+    read_disk: Option<PathBuf>,
     // Modifiers.
     repeat: Option<u32>,
     title: Option<String>,
@@ -303,7 +315,7 @@ pub fn parse(source: &str, file: &str) -> Result<Script, ScriptError> {
 }
 
 const ACTIONS: &str = "message, thought, plan, tool_call, tool_update, read, write, run, \
-                       permission, wait, end, crash, stderr";
+                       permission, wait, end, crash, stderr, write_disk, read_disk";
 
 fn parse_kind(kind: Option<&str>, default: ToolKind) -> Result<ToolKind, String> {
     Ok(match kind {
@@ -403,7 +415,9 @@ fn validate(mut s: RawStep) -> Result<Step, String> {
         wait,
         end,
         crash,
-        stderr
+        stderr,
+        write_disk,
+        read_disk
     );
     let action = match actions.as_slice() {
         [one] => *one,
@@ -433,6 +447,7 @@ fn validate(mut s: RawStep) -> Result<Step, String> {
         "tool_update" => &["title", "status", "content"],
         "read" => &["line", "limit", "expect", "echo"],
         "write" => &["content", "replace", "announce"],
+        "write_disk" => &["content"],
         "run" => &["args", "cwd", "env", "output_byte_limit", "kill_after_ms"],
         "permission" => &[
             "kind",
@@ -625,6 +640,11 @@ fn validate(mut s: RawStep) -> Result<Step, String> {
             })
         }
         "crash" => Step::Crash(s.crash.unwrap_or(1)),
+        "write_disk" => Step::WriteDisk {
+            path: s.write_disk.unwrap_or_default(),
+            content: s.content.unwrap_or_default(),
+        },
+        "read_disk" => Step::ReadDisk(s.read_disk.unwrap_or_default()),
         _ => Step::Stderr(s.stderr.unwrap_or_default()),
     };
     Ok(step)
