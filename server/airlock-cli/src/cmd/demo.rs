@@ -338,17 +338,15 @@ impl Ui {
                 }
             }
             Some("airlock/telemetry") => {
-                for e in params["events"].as_array().into_iter().flatten() {
-                    match e["kind"].as_str() {
-                        Some("command.finished") => self.ok(&format!(
-                            "sandbox: `{}` exited {} after {:.1} ms, max RSS {} KiB",
-                            e["subject"].as_str().unwrap_or_default(),
-                            e["fields"]["exitCode"],
-                            e["durationMs"].as_f64().unwrap_or(0.0),
-                            e["fields"]["maxRssKb"]
-                        )),
-                        _ => {}
-                    }
+                let events = params["events"].as_array().into_iter().flatten();
+                for e in events.filter(|e| e["kind"] == "command.finished") {
+                    self.ok(&format!(
+                        "sandbox: `{}` exited {} after {:.1} ms, max RSS {} KiB",
+                        e["subject"].as_str().unwrap_or_default(),
+                        e["fields"]["exitCode"],
+                        e["durationMs"].as_f64().unwrap_or(0.0),
+                        e["fields"]["maxRssKb"]
+                    ));
                 }
             }
             Some("window/showMessage") => self.warn(params["message"].as_str().unwrap_or_default()),
