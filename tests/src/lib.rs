@@ -391,7 +391,7 @@ impl Lsp {
     }
 
     /// Waits for a notification (or server request, as `request:METHOD`) matching `pred`,
-    /// removing it and everything before it from the queue.
+    /// removing only that one from the queue (earlier unmatched ones stay).
     pub fn wait_for(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
         self.wait_for_within(method, TIMEOUT, pred)
     }

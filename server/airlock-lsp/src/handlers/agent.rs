@@ -169,6 +169,10 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
             let reply = match result {
                 Ok(stop) => {
                     tracing::info!(%stop, elapsed = ?started.elapsed(), "prompt finished");
+                    state.emit(
+                        Event::new(EventKind::PromptFinished, stop.to_string())
+                            .duration(started.elapsed()),
+                    );
                     Ok(ext::PromptResult {
                         stop_reason: stop.to_string(),
                     })
@@ -323,6 +327,7 @@ fn start(state: &mut State) {
             Err(e) => {
                 let message = format!("cannot start the agent `{}`: {e}", config.command.join(" "));
                 handle.notify(move |state| {
+                    state.emit(Event::new(EventKind::AgentFailed, message.clone()));
                     state.agent.phase = Phase::Failed;
                     fail_queued(state, message);
                 });
@@ -534,9 +539,14 @@ fn on_request(state: &mut State, request: AgentRequest) {
                 session: Some(state.session.clone()),
                 tool_call: None,
             };
+            let started = Instant::now();
             let result = proposals::propose(state, &path, content, origin)
                 .map(|_| ())
                 .map_err(AgentError::denied);
+            tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "fs/write_text_file handled"
+            );
             let _ = respond.send(result);
         }
         AgentRequest::RequestPermission {

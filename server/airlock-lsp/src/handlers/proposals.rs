@@ -114,7 +114,7 @@ pub fn propose(
             let (rule, layer) = crate::handlers::policy_file::describe(&decision);
             let rel = relative(state, &path);
             state.emit(
-                Event::new(EventKind::ProposalCreated, rel.clone())
+                Event::new(EventKind::FsWriteDenied, rel.clone())
                     .decision("deny")
                     .rule(Some(rule.clone()), Some(layer.clone())),
             );
