@@ -25,6 +25,7 @@
 //! the same code path.
 
 mod env;
+mod install;
 mod landlock_rules;
 mod probe;
 mod protect;
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use env::{ENV_ALLOWLIST, is_secret_name, scrub_env};
+pub use install::install_dirs;
 pub use probe::{KernelSupport, Protection, probe};
 pub use protect::{BUILTIN_PROTECTED, DEFAULT_DENY_READ};
 pub use spawn::{Sandbox, SandboxedChild};
