@@ -67,6 +67,9 @@ fn gemini_cli_edit_becomes_a_proposal_and_lands_exactly_on_accept() -> anyhow::R
     std::fs::write(&responses, recorded_model())?;
     let options = json!({"agent": {
         "command": ["node", gemini, "--acp", "--fake-responses", responses],
+        // The agent process is sandboxed (read-only workspace): its HOME is the one place
+        // besides its TMPDIR it may write.
+        "writable": [agent_home],
         "env": {
             "HOME": agent_home, "GEMINI_CLI_HOME": agent_home, "GEMINI_API_KEY": "fake-key",
             "GEMINI_CLI_NO_RELAUNCH": "true", "NO_COLOR": "1"

@@ -41,7 +41,8 @@ pub fn install_dirs(
     for f in files {
         let canonical = std::fs::canonicalize(&f).ok();
         for p in std::iter::once(f).chain(canonical) {
-            let grant = grant_for(&p, home, workspace);
+            let grant =
+                grant_for(&p, home, workspace).map(|g| std::fs::canonicalize(&g).unwrap_or(g));
             if let Some(g) = grant
                 && !out.contains(&g)
             {

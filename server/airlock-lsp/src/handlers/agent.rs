@@ -104,11 +104,146 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
             cmd
         }
     };
-    Ok(AgentConfig {
-        command,
-        env: settings.env.clone().into_iter().collect(),
-        cwd: root,
-    })
+    let isolation = settings.isolation.as_deref().unwrap_or("sandboxed");
+    match isolation {
+        "none" => {
+            let message = format!(
+                "the agent process runs WITHOUT the sandbox (agent.isolation = \"none\"): `{}` can read your home directory, write anywhere you can and reach the network; only its ACP requests go through Airlock",
+                command.join(" ")
+            );
+            tracing::warn!("{message}");
+            if let Some(out) = state.out() {
+                out.show(MessageType::WARNING, format!("airlock: {message}"));
+            }
+            state.emit(
+                Event::new(EventKind::SandboxLevel, "agent process").field("isolation", "none"),
+            );
+            Ok(AgentConfig {
+                command,
+                env: settings.env.clone().into_iter().collect(),
+                cwd: root,
+            })
+        }
+        "sandboxed" => {
+            let kernel = airlock_sandbox::probe();
+            let missing = if !kernel.seccomp {
+                Some("seccomp (CONFIG_SECCOMP_FILTER)".to_string())
+            } else if kernel.landlock_abi < 6 {
+                Some(format!(
+                    "Landlock ABI 6 (Linux 6.12; this kernel {} offers ABI {})",
+                    kernel.kernel_release, kernel.landlock_abi
+                ))
+            } else {
+                None
+            };
+            if let Some(missing) = missing {
+                return Err(format!(
+                    "cannot sandbox the agent process: this kernel lacks {missing}. The agent was not started. To run it without the sandbox (it can then read your home directory and write anywhere you can), set `isolation = \"none\"` under [agent] in ~/.config/airlock/config.toml or `agent.isolation` in initializationOptions"
+                ));
+            }
+            let (command, env) = sandboxed_agent(state, &root, command)?;
+            state.emit(
+                Event::new(EventKind::SandboxLevel, "agent process")
+                    .field("isolation", "sandboxed")
+                    .field("kernel", format!("{kernel:?}")),
+            );
+            Ok(AgentConfig {
+                command,
+                env,
+                cwd: root,
+            })
+        }
+        other => Err(format!(
+            "unknown agent.isolation {other:?}: use \"sandboxed\" (the default) or \"none\""
+        )),
+    }
+}
+
+/// Variables `airlock exec` reads itself (to find the policy and toolchains): the agent's
+/// values for these go to the sandbox with `--env` (paths, not secrets) so that exec keeps
+/// the server's view of the policy.
+const EXEC_OWN_VARS: &[&str] = &[
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+    "AIRLOCK_MANAGED_POLICY",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+];
+
+/// Wraps the agent command in `airlock exec` with a read-only workspace (docs/security.md,
+/// "The agent process"). Returns the command and the environment of the exec process: the
+/// agent's `env` is handed over by name (`--pass-env`), so secret values such as API keys
+/// never appear in `/proc/*/cmdline`.
+fn sandboxed_agent(
+    state: &State,
+    root: &Path,
+    agent: Vec<String>,
+) -> Result<(Vec<String>, std::collections::BTreeMap<String, String>), String> {
+    let settings = &state.settings.agent;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the airlock binary: {e}"))?;
+    let exe = if exe.exists() {
+        exe
+    } else {
+        std::path::PathBuf::from("/proc/self/exe")
+    };
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from);
+    let mut cmd = vec![
+        exe.display().to_string(),
+        "exec".into(),
+        "--workspace".into(),
+        root.display().to_string(),
+        "--read-only-workspace".into(),
+        // The supervisor leaves the agent's process group: when the server kills that group,
+        // the supervisor survives exec just long enough to kill every descendant.
+        "--new-session".into(),
+    ];
+    let path_var = settings
+        .env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    for dir in airlock_sandbox::install_dirs(&agent, &path_var, home.as_deref(), root) {
+        cmd.extend(["--allow-read".into(), dir.display().to_string()]);
+    }
+    for w in &settings.writable {
+        let path = match (w.strip_prefix('~'), &home) {
+            (Some(rest), Some(h)) if rest.is_empty() || rest.starts_with('/') => {
+                h.join(rest.trim_start_matches('/'))
+            }
+            _ => std::path::PathBuf::from(w),
+        };
+        if !path.is_absolute() {
+            return Err(format!(
+                "agent.writable {w:?} must be an absolute path or start with `~/`"
+            ));
+        }
+        cmd.extend(["--allow-write".into(), path.display().to_string()]);
+    }
+    if !settings.allow_domains.is_empty() {
+        // TODO(network proxy): pass each as `--allow-domain` once `airlock exec` has it.
+        // Until then the agent's network stays off: never allowed silently.
+        tracing::warn!(
+            domains = ?settings.allow_domains,
+            "agent.allow_domains is not enforced yet; the agent process has no network"
+        );
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in &settings.env {
+        if EXEC_OWN_VARS.contains(&k.as_str()) {
+            cmd.extend(["--env".into(), format!("{k}={v}")]);
+        } else {
+            cmd.extend(["--pass-env".into(), k.clone()]);
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    cmd.push("--".into());
+    cmd.extend(agent);
+    Ok((cmd, env))
 }
 
 pub fn prompt(state: &mut State, params: ext::PromptParams) -> PromptReply {
