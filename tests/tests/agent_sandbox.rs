@@ -276,3 +276,38 @@ fn unknown_isolation_value_is_refused_with_the_choices() -> anyhow::Result<()> {
     let _ = lsp.child.wait();
     Ok(())
 }
+
+#[test]
+fn without_landlock_the_agent_does_not_start_and_the_editor_learns_how_to_opt_out()
+-> anyhow::Result<()> {
+    let env = Env::new();
+    env.write("src/lib.rs", "pub fn original() {}\n");
+    let path = env.dir.path().join("script.toml");
+    std::fs::write(
+        &path,
+        "[[turn]]\n[[turn.step]]\nwrite_disk = \"src/lib.rs\"\ncontent = \"x\"\n",
+    )?;
+    let mut cmd = env.command();
+    cmd.arg("serve").env("AIRLOCK_TEST_LANDLOCK_ABI", "0");
+    let mut lsp = Lsp::spawn(cmd)?;
+    lsp.initialize(
+        &env.workspace_uri(),
+        json!({"experimental": {"airlock": true}}),
+        json!({"agent": {"script": path}}),
+    )?;
+    let reply = lsp.request_raw("airlock/prompt", json!({"text": "go"}))?;
+    let text = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Landlock") && text.contains("isolation = \"none\""),
+        "{reply}"
+    );
+    lsp.wait_for("window/showMessage", |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Landlock"))
+    })?;
+    assert!(mock_agents(&path).is_empty(), "the agent must not start");
+    assert_eq!(env.read("src/lib.rs"), "pub fn original() {}\n");
+    assert_eq!(lsp.shutdown()?, 0);
+    Ok(())
+}
