@@ -35,6 +35,17 @@ pub struct Args {
     /// Don't grant the default toolchain paths (~/.cargo, ~/.rustup, ~/.gitconfig, ~/.config/git).
     #[arg(long)]
     pub no_default_read: bool,
+    /// Don't load the policy: take the deny-read and protect lists from `--deny-read` and
+    /// `--protect` (`airlock serve` passes the policy it has in force, which may be the last
+    /// good one while the file on disk is broken). Without `--deny-read`: the default `.env*`.
+    #[arg(long)]
+    pub no_policy: bool,
+    /// With `--no-policy`: a deny-read glob, relative to the workspace (repeatable).
+    #[arg(long = "deny-read", value_name = "GLOB", requires = "no_policy")]
+    pub deny_read: Vec<String>,
+    /// With `--no-policy`: a protected path, relative to the workspace (repeatable).
+    #[arg(long = "protect", value_name = "PATH", requires = "no_policy")]
+    pub protect: Vec<String>,
     /// Kill the command and all its descendants after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
@@ -133,7 +144,18 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     for w in &args.weaker_mode {
         weaker.enable(w.trim())?;
     }
-    let (deny_read_globs, protected) = policy_lists(&workspace)?;
+    let (deny_read_globs, protected) = if args.no_policy {
+        let mut deny = args.deny_read.clone();
+        if deny.is_empty() {
+            deny = airlock_sandbox::DEFAULT_DENY_READ
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        }
+        (deny, args.protect.clone())
+    } else {
+        policy_lists(&workspace)?
+    };
 
     let mut extra_read = Vec::new();
     if !args.no_default_read {

@@ -200,7 +200,18 @@ fn sandboxed_agent(
         // The supervisor leaves the agent's process group: when the server kills that group,
         // the supervisor survives exec just long enough to kill every descendant.
         "--new-session".into(),
+        // The policy in force, not the file: a broken edit must not stop the agent, and the
+        // agent must see the same deny-read rules as the server enforces.
+        "--no-policy".into(),
     ];
+    if let Some(policy) = crate::handlers::policy_file::current(state) {
+        for glob in policy.deny_read_globs() {
+            cmd.extend(["--deny-read".into(), glob]);
+        }
+        for path in policy.protected_paths() {
+            cmd.extend(["--protect".into(), path]);
+        }
+    }
     let path_var = settings
         .env
         .get("PATH")
