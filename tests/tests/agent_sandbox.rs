@@ -31,6 +31,8 @@ read_disk = {ssh}
 [[turn.step]]
 read_disk = ".env"
 [[turn.step]]
+read_disk = "secrets/db.key"
+[[turn.step]]
 read_disk = "src/lib.rs"
 [[turn.step]]
 write_disk = {state}
@@ -49,6 +51,13 @@ wait = 30000
 fn setup(env: &Env, isolation: Option<&str>) -> anyhow::Result<(Lsp, std::path::PathBuf)> {
     env.write("src/lib.rs", "pub fn original() {}\n");
     env.write(".env", DOTENV);
+    env.write("secrets/db.key", "db-password-do-not-leak\n");
+    // A deny-read rule of the user's policy (not only the built-in `.env*`) binds the agent.
+    std::fs::create_dir_all(env.config.join("airlock"))?;
+    std::fs::write(
+        env.config.join("airlock/policy.toml"),
+        "version = 1\n[files]\ndeny_read = [\"secrets/**\"]\n",
+    )?;
     std::fs::create_dir_all(env.home.join(".ssh"))?;
     std::fs::write(env.home.join(".ssh/id_ed25519"), SECRET_KEY)?;
     let writable = env.dir.path().join("agent-state");
@@ -185,6 +194,14 @@ fn agent_process_cannot_write_the_workspace_or_read_secrets_but_its_edits_become
     );
     let r = said(
         &mut lsp,
+        &format!("read_disk {}", ws.join("secrets/db.key").display()),
+    )?;
+    assert!(
+        r.contains("failed") || r.ends_with("read 0 bytes"),
+        "a policy deny_read file must be unreadable: {r}"
+    );
+    let r = said(
+        &mut lsp,
         &format!("read_disk {}", ws.join("src/lib.rs").display()),
     )?;
     assert!(
@@ -206,7 +223,10 @@ fn agent_process_cannot_write_the_workspace_or_read_secrets_but_its_edits_become
         std::fs::read_to_string(writable.join("state.json"))?,
         "agent state"
     );
-    assert!(!lsp.dump().contains("hunter2") && !lsp.dump().contains("OPENSSH"));
+    let dump = lsp.dump();
+    assert!(
+        !dump.contains("hunter2") && !dump.contains("OPENSSH") && !dump.contains("db-password")
+    );
 
     // The agent process itself (not only `airlock exec`) carries the kernel restrictions,
     // and dies with the server even when the server is killed with SIGKILL.
