@@ -6,6 +6,7 @@
 //! workspace policy are flagged in the editor where they are written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use airlock_acp::{ToolCallInfo, ToolKind};
 use airlock_policy::{self as policy, Decision, Policy, PolicyPaths, Verdict};
@@ -17,7 +18,7 @@ use crate::main_loop::{DiagnosticSource, State};
 
 #[derive(Default)]
 pub struct PolicyState {
-    pub policy: Option<Policy>,
+    pub policy: Option<Arc<Policy>>,
     pub workspace_trusted: bool,
 }
 
@@ -31,12 +32,14 @@ fn paths(state: &State) -> Option<PolicyPaths> {
 }
 
 /// The policy in force: the last good one, else the strict default.
-pub fn current(state: &State) -> Option<Policy> {
-    state
-        .policy
-        .policy
-        .clone()
-        .or_else(|| state.root.as_deref().map(Policy::strict_default))
+pub fn current(state: &State) -> Option<Arc<Policy>> {
+    // Shared, not cloned: a policy holds compiled glob sets, and this runs on every agent request.
+    state.policy.policy.clone().or_else(|| {
+        state
+            .root
+            .as_deref()
+            .map(|root| Arc::new(Policy::strict_default(root)))
+    })
 }
 
 pub fn load_policy(state: &mut State) {
@@ -63,11 +66,15 @@ pub fn load_policy(state: &mut State) {
             }
             crate::handlers::terminals::policy_changed(state);
             state.policy = PolicyState {
-                policy: Some(loaded.policy),
+                policy: Some(Arc::new(loaded.policy)),
                 workspace_trusted: loaded.workspace_trusted,
             };
         }
         Err(err) => {
+            let had_policy = state.policy.policy.is_some();
+            if !had_policy {
+                state.policy.policy = Some(Arc::new(Policy::strict_default(&paths.workspace_root)));
+            }
             let message = err.lines().join("\n");
             tracing::error!("policy error: {message}");
             state.emit(
@@ -75,7 +82,7 @@ pub fn load_policy(state: &mut State) {
                     .field("message", message.clone()),
             );
             if let Some(out) = state.out() {
-                let kept = if state.policy.policy.is_some() {
+                let kept = if had_policy {
                     "the last valid policy"
                 } else {
                     "the strict default policy"

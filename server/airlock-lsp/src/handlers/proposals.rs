@@ -123,7 +123,9 @@ pub fn propose(
             ));
         }
     }
+    let t0 = std::time::Instant::now();
     let (base, version) = current_text(state, &path).map_err(|e| e.to_string())?;
+    let t_read = t0.elapsed();
     let input = ap::ProposeInput {
         is_new_file: base.is_none(),
         base_text: base.unwrap_or_default(),
@@ -134,15 +136,27 @@ pub fn propose(
     };
     let store = state.proposals.as_mut().ok_or("proposal store closed")?;
     let proposal = store.propose(input).map_err(|e| e.to_string())?;
+    let t_store = t0.elapsed();
     state.emit(
         Event::new(EventKind::ProposalCreated, relative(state, &path))
             .field("proposal", proposal.id.as_str())
             .field("hunks", proposal.hunks.len())
             .field("newFile", proposal.is_new_file),
     );
+    let t_emit = t0.elapsed();
     notify_proposal(state, &proposal, ext::ProposalEvent::Created);
+    let t_notify = t0.elapsed();
     publish_path(state, &path);
+    let t_publish = t0.elapsed();
     crate::handlers::agent::send_status(state);
+    tracing::debug!(
+        ?t_read,
+        ?t_store,
+        ?t_emit,
+        ?t_notify,
+        ?t_publish,
+        "propose timings"
+    );
     Ok(proposal)
 }
 
