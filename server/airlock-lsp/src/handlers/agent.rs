@@ -443,7 +443,15 @@ fn start(state: &mut State) {
             Ok((client, mut events)) => {
                 let client = Arc::new(client);
                 let c = client.clone();
-                let program = config.command.first().cloned().unwrap_or_default();
+                // The agent's own program, also when it is wrapped in `airlock exec … --`.
+                let program = config
+                    .command
+                    .iter()
+                    .skip_while(|a| a.as_str() != "--")
+                    .nth(1)
+                    .or(config.command.first())
+                    .cloned()
+                    .unwrap_or_default();
                 let (turn_end, mut turn_ends) = mpsc::unbounded_channel::<Task>();
                 handle.notify(move |state| on_started(state, generation, c, program, turn_end));
                 // Agent events first: an update sent before the turn's answer is shown before it.
