@@ -381,6 +381,13 @@ fn finished(
         event = event
             .duration(r.wall)
             .field("exitCode", r.status.code())
+            .field(
+                "signal",
+                match r.status {
+                    airlock_sandbox::ExitStatusKind::Signaled(s) => signal_name(s),
+                    airlock_sandbox::ExitStatusKind::Exited(_) => String::new(),
+                },
+            )
             .field("userCpuMs", r.user_cpu.as_millis() as u64)
             .field("sysCpuMs", r.sys_cpu.as_millis() as u64)
             .field("maxRssKb", r.max_rss_kb)
