@@ -412,11 +412,17 @@ fn end_progress(state: &mut State) {
 }
 
 fn send_progress(state: &State, token: ProgressToken, value: WorkDoneProgress) {
-    if let Some(out) = state.out() {
-        out.notify::<notification::Progress>(ProgressParams {
-            token,
-            value: ProgressParamsValue::WorkDone(value),
-        });
+    let Some(out) = state.out() else { return };
+    // Begin and end must pair up; only the reports in between may be dropped.
+    let report = matches!(value, WorkDoneProgress::Report(_));
+    let params = ProgressParams {
+        token,
+        value: ProgressParamsValue::WorkDone(value),
+    };
+    if report {
+        out.notify_chatter::<notification::Progress>(params);
+    } else {
+        out.notify::<notification::Progress>(params);
     }
 }
 
@@ -625,7 +631,7 @@ fn on_update(state: &mut State, update: acp::AgentUpdate) {
     if state.opt_in.enabled
         && let Some(out) = state.out()
     {
-        out.notify::<ext::AgentUpdate>(json!({ "update": update.raw }));
+        out.notify_chatter::<ext::AgentUpdate>(json!({ "update": update.raw }));
     }
     // Every editor sees the agent talk in its log, even without the extension.
     let line = match (&update.kind, &update.text, &update.tool_call) {
