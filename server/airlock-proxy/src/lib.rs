@@ -1,0 +1,214 @@
+//! Airlock's egress proxy: the only network path out of the sandbox.
+//!
+//! The proxy listens on `127.0.0.1` (an ephemeral port) and speaks HTTP `CONNECT` and plain
+//! HTTP forwarding (absolute-form requests). It guarantees:
+//!
+//! - **Every target is decided before any byte leaves.** The host is normalized
+//!   (case, trailing dot; non-ASCII names are refused, clients send the `xn--` form) and handed
+//!   to the caller's decision function with the port; only `allow` connects.
+//! - **The proxy resolves names itself** and connects to the address it resolved. IP-literal
+//!   targets (including decimal/hex/octal IPv4 forms) and names that resolve to loopback,
+//!   private, link-local, unique-local or unspecified addresses are refused unless that address
+//!   is *explicitly* allowed (an exact, non-wildcard allow rule for the IP literal).
+//! - **Requests are not smuggled.** A plain-HTTP request whose `Host` header differs from its
+//!   absolute URI is refused; one request per connection (`Connection: close`).
+//! - **Every attempt is an [`Attempt`]** (host, port, verdict, rule, bytes up/down, duration)
+//!   handed to the caller's event function once the connection ends.
+
+mod http;
+mod target;
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use airlock_policy::{Decision, Layer, Verdict};
+pub use target::{HostRule, explicitly_allows, is_internal, normalize_host, parse_ip_literal};
+
+/// Decides one `(host, port)`; host is already normalized (lowercase, no trailing dot).
+pub type DecideFn = dyn Fn(&str, u16) -> Decision + Send + Sync;
+/// Receives one record per attempt, when the attempt ends.
+pub type EventFn = dyn Fn(Attempt) + Send + Sync;
+
+/// How a client asked for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Connect,
+    Http,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Connect => "connect",
+            Via::Http => "http",
+        }
+    }
+}
+
+/// One connection attempt through the proxy.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Normalized target host as the client named it (an IP literal in canonical form).
+    pub host: String,
+    pub port: u16,
+    pub via: Via,
+    /// `allow` only when bytes could flow; anything refused is `deny` (also for `ask`).
+    pub verdict: Verdict,
+    /// The deciding rule, e.g. `network.allow "crates.io"` or `builtin: ...`.
+    pub rule: Option<String>,
+    pub layer: Layer,
+    /// The address connected to (allowed attempts that reached the target).
+    pub addr: Option<SocketAddr>,
+    /// Client → target bytes (after the proxy handshake).
+    pub bytes_up: u64,
+    /// Target → client bytes.
+    pub bytes_down: u64,
+    pub duration: Duration,
+    /// Why an allowed attempt failed (resolution, connect) or a request was malformed.
+    pub error: Option<String>,
+}
+
+/// Name resolution: the system resolver, with fixed answers for some names (tests only).
+#[derive(Debug, Clone, Default)]
+pub struct Resolver {
+    /// Fixed answers, checked first. Only for tests (`AIRLOCK_TEST_RESOLVE` in the CLI).
+    pub overrides: Vec<(String, IpAddr)>,
+}
+
+impl Resolver {
+    /// Parses `name=ip,name=ip` (the `AIRLOCK_TEST_RESOLVE` format).
+    pub fn parse_overrides(spec: &str) -> Result<Resolver, ProxyError> {
+        let mut overrides = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, ip) = item
+                .split_once('=')
+                .ok_or_else(|| ProxyError::Resolve(format!("`{item}`: expected NAME=IP")))?;
+            let ip: IpAddr = ip
+                .trim()
+                .parse()
+                .map_err(|e| ProxyError::Resolve(format!("`{item}`: {e}")))?;
+            let name = normalize_host(name).map_err(|e| ProxyError::Resolve(e.to_string()))?;
+            overrides.push((name, ip));
+        }
+        Ok(Resolver { overrides })
+    }
+
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        let fixed: Vec<SocketAddr> = self
+            .overrides
+            .iter()
+            .filter(|(n, _)| n == host)
+            .map(|(_, ip)| SocketAddr::new(*ip, port))
+            .collect();
+        if !fixed.is_empty() {
+            return Ok(fixed);
+        }
+        use std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs()?.collect())
+    }
+}
+
+/// What the proxy needs from its owner.
+#[derive(Clone)]
+pub struct ProxyConfig {
+    pub decide: Arc<DecideFn>,
+    pub events: Arc<EventFn>,
+    pub resolver: Resolver,
+    /// Timeout for connecting to a target.
+    pub connect_timeout: Duration,
+}
+
+impl ProxyConfig {
+    pub fn new(decide: Arc<DecideFn>, events: Arc<EventFn>) -> ProxyConfig {
+        ProxyConfig {
+            decide,
+            events,
+            resolver: Resolver::default(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
+    #[error("resolver override: {0}")]
+    Resolve(String),
+    #[error("invalid host `{host}`: {reason}")]
+    Host { host: String, reason: String },
+}
+
+/// A running proxy. Dropping it stops accepting; connections in flight finish on their own.
+pub struct Proxy {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Starts listening on `127.0.0.1:0`, one thread per connection.
+    pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(ProxyError::Listen)?;
+        let addr = listener.local_addr().map_err(ProxyError::Listen)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let config = Arc::new(config);
+        let accept = std::thread::Builder::new()
+            .name("airlock-proxy".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let config = config.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("airlock-proxy-conn".into())
+                        .spawn(move || http::serve(conn, &config));
+                }
+            })
+            .map_err(ProxyError::Listen)?;
+        Ok(Proxy {
+            addr,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The environment a proxied command needs: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and
+    /// their lowercase forms pointing here, and `NO_PROXY` empty so nothing bypasses it.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let url = format!("http://{}", self.addr);
+        let mut v = Vec::new();
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            v.push((k.to_string(), url.clone()));
+            v.push((k.to_ascii_lowercase(), url.clone()));
+        }
+        v.push(("NO_PROXY".into(), String::new()));
+        v.push(("no_proxy".into(), String::new()));
+        v
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the thread sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
