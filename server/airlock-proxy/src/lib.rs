@@ -202,6 +202,55 @@ impl Proxy {
     }
 }
 
+/// The decision function for a loaded policy plus one-off `--allow-domain` rules. A one-off
+/// rule only replaces the network *default* (it never overrides a `deny` or `ask` rule), so the
+/// strictest-wins guarantee of the policy holds.
+pub fn policy_decider(policy: Arc<airlock_policy::Policy>, extra: Vec<HostRule>) -> Arc<DecideFn> {
+    Arc::new(move |host: &str, port: u16| {
+        let d = policy.decide_domain(host, Some(port));
+        let by_default = d.verdict != Verdict::Allow
+            && d.rule.as_deref().is_some_and(|r| {
+                r.starts_with("builtin: network defaults") || r.starts_with("network.default")
+            });
+        if by_default && let Some(r) = extra.iter().find(|r| r.matches(host, port)) {
+            return r.decision();
+        }
+        d
+    })
+}
+
+/// Whether a command needs the proxy at all: some domain may be allowed. Otherwise the
+/// network stays fully off (no proxy, no TCP port open in the sandbox).
+pub fn policy_needs_proxy(policy: &airlock_policy::Policy, extra: &[HostRule]) -> bool {
+    !extra.is_empty()
+        || !policy.allowed_domains().is_empty()
+        || policy.network_default() != Verdict::Deny
+}
+
+/// One line per attempt for logs and stderr:
+/// `allow example.com:443 via connect by network.allow "example.com" (user) up 10 B down 20 B in 3.1 ms`.
+pub fn format_attempt(a: &Attempt) -> String {
+    let mut s = format!(
+        "{} {}:{} via {} by {} ({}) up {} B down {} B in {:.1} ms",
+        a.verdict,
+        a.host,
+        a.port,
+        a.via.as_str(),
+        a.rule.as_deref().unwrap_or("policy"),
+        a.layer,
+        a.bytes_up,
+        a.bytes_down,
+        a.duration.as_secs_f64() * 1e3
+    );
+    if let Some(addr) = a.addr {
+        s.push_str(&format!(" to {addr}"));
+    }
+    if let Some(e) = &a.error {
+        s.push_str(&format!(" error: {e}"));
+    }
+    s
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

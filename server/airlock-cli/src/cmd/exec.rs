@@ -78,6 +78,12 @@ pub struct Args {
     /// `airlock exec` just long enough to notice and kill every descendant.
     #[arg(long)]
     pub new_session: bool,
+    /// Allow network access to NAME (`host`, `*.suffix`, optional `:PORT`) for this command,
+    /// on top of the policy's `network.allow` (repeatable). A policy `deny`/`ask` rule still
+    /// wins; `ask` is denied here (no one to ask). Network goes through Airlock's loopback
+    /// proxy (HTTP_PROXY/HTTPS_PROXY/ALL_PROXY); see docs/network.md.
+    #[arg(long = "allow-domain", value_name = "NAME[:PORT]")]
+    pub allow_domain: Vec<String>,
     /// Give up a protection this kernel can't enforce (repeatable; see below).
     #[arg(long = "weaker-mode", value_name = "MODE", value_delimiter = ',')]
     pub weaker_mode: Vec<String>,
@@ -144,7 +150,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     for w in &args.weaker_mode {
         weaker.enable(w.trim())?;
     }
-    let (deny_read_globs, protected) = if args.no_policy {
+    let (deny_read_globs, protected, policy) = if args.no_policy {
         let mut deny = args.deny_read.clone();
         if deny.is_empty() {
             deny = airlock_sandbox::DEFAULT_DENY_READ
@@ -152,7 +158,11 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
                 .map(|s| s.to_string())
                 .collect();
         }
-        (deny, args.protect.clone())
+        (
+            deny,
+            args.protect.clone(),
+            airlock_policy::Policy::strict_default(&workspace),
+        )
     } else {
         policy_lists(&workspace)?
     };
@@ -192,9 +202,38 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         weaker,
         tmp_base: None,
     };
+    let mut extra_domains = Vec::new();
+    for d in &args.allow_domain {
+        extra_domains.push(
+            airlock_proxy::HostRule::parse(d)
+                .map_err(|e| anyhow::anyhow!("--allow-domain: {e}"))?,
+        );
+    }
+    // No domain can be allowed: no proxy, and the sandbox keeps every TCP port closed.
+    let proxy = if airlock_proxy::policy_needs_proxy(&policy, &extra_domains) {
+        let decide = airlock_proxy::policy_decider(std::sync::Arc::new(policy), extra_domains);
+        let events: std::sync::Arc<airlock_proxy::EventFn> = std::sync::Arc::new(|a| {
+            eprintln!("airlock: net {}", airlock_proxy::format_attempt(&a));
+        });
+        let mut pc = airlock_proxy::ProxyConfig::new(decide, events);
+        // Test-only (docs/network.md): fixed answers so tests can point names at 127.0.0.1.
+        if let Ok(spec) = std::env::var("AIRLOCK_TEST_RESOLVE") {
+            pc.resolver = airlock_proxy::Resolver::parse_overrides(&spec)
+                .map_err(|e| anyhow::anyhow!("AIRLOCK_TEST_RESOLVE: {e}"))?;
+        }
+        let p =
+            airlock_proxy::Proxy::start(pc).map_err(|e| anyhow::anyhow!("network proxy: {e}"))?;
+        Some(p)
+    } else {
+        None
+    };
+    let mut config = config;
+    if let Some(p) = &proxy {
+        config.allow_tcp_connect_ports = vec![p.port()];
+    }
     let sandbox = Sandbox::prepare(config)?;
 
-    let mut env_extra = Vec::new();
+    let mut env_extra = proxy.as_ref().map(|p| p.env()).unwrap_or_default();
     for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(anyhow::anyhow!("--env expects KEY=VALUE, got `{kv}`").into());
@@ -245,6 +284,7 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     let child = sandbox.spawn(&spec)?;
     let report = child.wait()?;
     drop(sandbox);
+    drop(proxy);
 
     for v in &report.violations {
         eprintln!("airlock: {v}");
@@ -291,7 +331,9 @@ fn default_read_paths() -> Vec<PathBuf> {
 
 /// Deny-read and protect lists from the layered policy. A policy that fails to load stops
 /// the command (fail closed); no policy at all means the built-in defaults.
-fn policy_lists(workspace: &Path) -> Result<(Vec<String>, Vec<String>), Failure> {
+fn policy_lists(
+    workspace: &Path,
+) -> Result<(Vec<String>, Vec<String>, airlock_policy::Policy), Failure> {
     let dirs = match crate::dirs::Dirs::from_env() {
         Ok(d) => d,
         Err(_) => {
@@ -299,7 +341,11 @@ fn policy_lists(workspace: &Path) -> Result<(Vec<String>, Vec<String>), Failure>
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            return Ok((deny, Vec::new()));
+            return Ok((
+                deny,
+                Vec::new(),
+                airlock_policy::Policy::strict_default(workspace),
+            ));
         }
     };
     let paths = airlock_policy::PolicyPaths {
@@ -317,7 +363,8 @@ fn policy_lists(workspace: &Path) -> Result<(Vec<String>, Vec<String>), Failure>
             .map(|s| s.to_string())
             .collect();
     }
-    Ok((deny, loaded.policy.protected_paths()))
+    let protect = loaded.policy.protected_paths();
+    Ok((deny, protect, loaded.policy))
 }
 
 fn summary(r: &ExecReport) -> String {
