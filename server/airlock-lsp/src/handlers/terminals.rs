@@ -30,6 +30,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub struct Terminals {
     sandbox: Option<Arc<Sandbox>>,
+    /// The egress proxy, started with the sandbox when the policy allows some domain.
+    proxy: Option<airlock_proxy::Proxy>,
     next_id: u64,
     running: HashMap<String, Terminal>,
 }
@@ -68,6 +70,7 @@ impl Output {
 /// Forgets the prepared sandbox (the policy changed), so the next command uses the new rules.
 pub fn policy_changed(state: &mut State) {
     state.terminals.sandbox = None;
+    state.terminals.proxy = None;
 }
 
 fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
@@ -81,7 +84,30 @@ fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
         .iter()
         .flat_map(|h| [h.join(".cargo"), h.join(".rustup")])
         .collect();
+    // Network only through the proxy, and only when some domain may be allowed. `ask` is
+    // denied by the proxy (no approval channel for connections yet; docs/network.md).
+    let proxy = if airlock_proxy::policy_needs_proxy(&policy, &[]) {
+        let bus = state.bus.clone();
+        let events: Arc<airlock_proxy::EventFn> = Arc::new(move |a: airlock_proxy::Attempt| {
+            bus.emit(
+                Event::new(EventKind::NetAttempt, format!("{}:{}", a.host, a.port))
+                    .field("decision", a.verdict.as_str())
+                    .field("rule", a.rule.clone().unwrap_or_default())
+                    .field("layer", a.layer.as_str())
+                    .field("via", a.via.as_str())
+                    .field("bytes_up", a.bytes_up)
+                    .field("bytes_down", a.bytes_down)
+                    .field("duration_ms", a.duration.as_secs_f64() * 1e3),
+            );
+        });
+        let decide = airlock_proxy::policy_decider(policy.clone(), Vec::new());
+        let config = airlock_proxy::ProxyConfig::new(decide, events);
+        Some(airlock_proxy::Proxy::start(config).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
     let config = SandboxConfig {
+        allow_tcp_connect_ports: proxy.iter().map(|p| p.port()).collect(),
         workspace: root,
         extra_read,
         deny_read_globs: policy.deny_read_globs(),
@@ -96,6 +122,7 @@ fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
     let kernel = format!("{:?}", sandbox.kernel());
     state.emit(Event::new(EventKind::SandboxLevel, "agent terminals").field("kernel", kernel));
     state.terminals.sandbox = Some(sandbox.clone());
+    state.terminals.proxy = proxy;
     Ok(sandbox)
 }
 
@@ -279,6 +306,11 @@ fn spawn(
 ) -> Result<String, AgentError> {
     let sandbox =
         sandbox(state).map_err(|e| AgentError::denied(format!("cannot run `{line}`: {e}")))?;
+    let mut env = env;
+    // After the agent's own variables, so the proxy settings win.
+    if let Some(p) = &state.terminals.proxy {
+        env.extend(p.env());
+    }
     let mut argv = argv.into_iter();
     let program = argv.next().unwrap_or_default();
     let spec = CommandSpec {
