@@ -458,3 +458,21 @@ print(n)
     assert_eq!(bytes_up(&lines[0]), 100000, "{}", lines[0]);
     assert_eq!(bytes_down(&lines[0]), 100000, "{}", lines[0]);
 }
+
+/// `ask` has nobody to ask in `airlock exec`: the proxy denies, and says so.
+#[test]
+fn ask_is_denied_in_non_interactive_exec() {
+    if !landlock_tcp() {
+        return;
+    }
+    let s = Server::start("x");
+    let env = Env::new("version = 1\n[network]\ndefault = \"ask\"\nallow = [\"127.0.0.1\"]\n");
+    let out = env.exec(
+        &[],
+        &format!("curl -sS -w '%{{http_code}}' http://good.test:{}/", s.port),
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.ends_with("403"), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("ask: no approval here, denied"), "{stdout}");
+    assert_eq!(s.hits(), 0);
+}
