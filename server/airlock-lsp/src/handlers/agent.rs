@@ -235,13 +235,9 @@ fn sandboxed_agent(
         }
         cmd.extend(["--allow-write".into(), path.display().to_string()]);
     }
-    if !settings.allow_domains.is_empty() {
-        // TODO(network proxy): pass each as `--allow-domain` once `airlock exec` has it.
-        // Until then the agent's network stays off: never allowed silently.
-        tracing::warn!(
-            domains = ?settings.allow_domains,
-            "agent.allow_domains is not enforced yet; the agent process has no network"
-        );
+    // The agent's own model API, and nothing else, through exec's egress proxy (docs/network.md).
+    for domain in &settings.allow_domains {
+        cmd.extend(["--allow-domain".into(), domain.clone()]);
     }
     let mut env = std::collections::BTreeMap::new();
     for (k, v) in &settings.env {
