@@ -106,7 +106,8 @@ impl Env {
             .env(
                 "AIRLOCK_TEST_RESOLVE",
                 "good.test=127.0.0.1,other.test=127.0.0.1,a.sub.test=127.0.0.1,\
-                 sub.test=127.0.0.1,no.sub.test=127.0.0.1,port.test=127.0.0.1,bad.test=127.0.0.1",
+                 sub.test=127.0.0.1,no.sub.test=127.0.0.1,port.test=127.0.0.1,bad.test=127.0.0.1,\
+                 xn--bcher-kva.test=127.0.0.1,xn--bse-sna.test=127.0.0.1",
             )
             .env_remove("HTTP_PROXY")
             .env_remove("http_proxy")
@@ -380,7 +381,7 @@ fn explain_agrees_with_the_proxy() {
     let s = Server::start("x");
     let p = s.port;
     let env = Env::new(&format!(
-        "version = 1\n[network]\nallow = [\"good.test\", \"*.sub.test\", \"port.test:{p}\", \"127.0.0.1\"]\ndeny = [\"no.sub.test\"]\n"
+        "version = 1\n[network]\nallow = [\"good.test\", \"*.sub.test\", \"port.test:{p}\", \"xn--bcher-kva.test\", \"127.0.0.1\"]\ndeny = [\"no.sub.test\"]\n"
     ));
     let other = if p == 1 { 2 } else { p - 1 };
     let table = [
@@ -393,6 +394,9 @@ fn explain_agrees_with_the_proxy() {
         format!("port.test:{other}"),
         format!("other.test:{p}"),
         format!("127.0.0.1:{p}"),
+        // IDNA: decided in the `xn--` form by both.
+        format!("Bücher.test:{p}"),
+        format!("böse.test:{p}"),
     ];
     let script: String = table
         .iter()
@@ -401,7 +405,15 @@ fn explain_agrees_with_the_proxy() {
     let out = env.exec(&[], &script);
     let codes: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
     assert_eq!(codes.len(), table.len(), "{codes:?} {}", text(&out.stderr));
-    for (t, code) in table.iter().zip(&codes) {
+    // The expected outcome, so that the two cannot agree by both being wrong.
+    let expected = [
+        "allow", "allow", "allow", "deny", "deny", "allow", "deny", "deny", "allow", "allow",
+        "deny",
+    ];
+    assert_eq!(expected.len(), table.len());
+    for ((t, code), want) in table.iter().zip(&codes).zip(expected) {
+        let got = if code == "403" { "deny" } else { "allow" };
+        assert_eq!(got, want, "{t}: proxy answered {code}");
         let explain = env.explain(t);
         // 403 is the proxy's refusal; anything else means it let the attempt through (the
         // port below the server's may have no listener: 000 after a 502, still allowed).

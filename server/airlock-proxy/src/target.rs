@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use airlock_policy::{Decision, Layer, Verdict};
 
-/// Lowercases, strips one trailing dot and `[...]` around IPv6, and refuses anything that is
-/// not an ASCII host name or IP literal (clients send IDNs in their `xn--` form).
+/// Lowercases, strips one trailing dot and `[...]` around IPv6, converts internationalized
+/// names to their IDNA `xn--` form, and refuses anything that is not then a host name or IP
+/// literal.
 pub fn normalize_host(host: &str) -> Result<String, crate::ProxyError> {
     let bad = |reason: &str| crate::ProxyError::Host {
         host: host.to_string(),
@@ -21,9 +22,15 @@ pub fn normalize_host(host: &str) -> Result<String, crate::ProxyError> {
     if h.is_empty() || h.len() > 253 {
         return Err(bad("empty or longer than 253 bytes"));
     }
-    if !h.is_ascii() {
-        return Err(bad("not ASCII (send the IDNA `xn--` form)"));
-    }
+    // Internationalized names are decided (and written in rules) in their IDNA `xn--` form,
+    // which is what goes on the wire; UTS 46 mapping also folds case and width.
+    let converted;
+    let h = if h.is_ascii() {
+        h
+    } else {
+        converted = idna::domain_to_ascii(h).map_err(|_| bad("not a valid IDNA name"))?;
+        converted.as_str()
+    };
     if !h
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
@@ -245,7 +252,9 @@ mod tests {
     fn normalization() {
         assert_eq!(normalize_host("Example.COM.").unwrap(), "example.com");
         assert_eq!(normalize_host("[::1]").unwrap(), "::1");
-        assert!(normalize_host("bücher.de").is_err());
+        assert_eq!(normalize_host("Bücher.de.").unwrap(), "xn--bcher-kva.de");
+        assert_eq!(normalize_host("xn--bcher-kva.de").unwrap(), "xn--bcher-kva.de");
+        assert!(normalize_host("a\u{202e}b.de").is_err());
         assert!(normalize_host("a b").is_err());
         assert!(normalize_host("").is_err());
     }

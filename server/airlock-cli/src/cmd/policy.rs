@@ -179,7 +179,9 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         single(p.display().to_string(), policy.decide_write(p))
     } else if let Some(d) = &args.domain {
         let (host, port) = split_domain(d)?;
-        single(d.clone(), policy.decide_domain(host, port))
+        // As the egress proxy does: IDNA names are decided in their `xn--` form.
+        let host = airlock_proxy::normalize_host(host).unwrap_or_else(|_| host.to_string());
+        single(d.clone(), policy.decide_domain(&host, port))
     } else {
         anyhow::bail!("give one of --command, --read, --write, --domain");
     };
