@@ -463,8 +463,19 @@ while True:
 print(n)
 \""
     );
-    let out = env.exec(&[], &script);
+    let report = env.dir.path().join("report.json");
+    let out = env.exec(&["--report-json", report.to_str().unwrap()], &script);
     assert_eq!(text(&out.stdout).trim(), "100000", "{}", text(&out.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let net = r["network"].as_array().unwrap();
+    assert_eq!(net.len(), 1, "{r}");
+    assert_eq!(net[0]["host"], "good.test");
+    assert_eq!(net[0]["decision"], "allow");
+    assert_eq!(net[0]["via"], "connect");
+    assert_eq!(net[0]["rule"], "network.allow \"good.test\"");
+    assert_eq!(net[0]["bytes_up"], 100000);
+    assert_eq!(net[0]["bytes_down"], 100000);
     let lines = net_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(bytes_up(&lines[0]), 100000, "{}", lines[0]);

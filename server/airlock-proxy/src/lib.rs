@@ -20,7 +20,7 @@ mod target;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -147,6 +147,8 @@ pub struct Proxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+    /// Connections being served (their attempt not yet reported).
+    active: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -157,6 +159,8 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let config = Arc::new(config);
+        let active = Arc::new(AtomicUsize::new(0));
+        let active2 = active.clone();
         let accept = std::thread::Builder::new()
             .name("airlock-proxy".into())
             .spawn(move || {
@@ -166,9 +170,17 @@ impl Proxy {
                     }
                     let Ok(conn) = conn else { continue };
                     let config = config.clone();
-                    let _ = std::thread::Builder::new()
+                    let active = active2.clone();
+                    active.fetch_add(1, Ordering::SeqCst);
+                    let spawned = std::thread::Builder::new()
                         .name("airlock-proxy-conn".into())
-                        .spawn(move || http::serve(conn, &config));
+                        .spawn(move || {
+                            http::serve(conn, &config);
+                            active.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        active2.fetch_sub(1, Ordering::SeqCst);
+                    }
                 }
             })
             .map_err(ProxyError::Listen)?;
@@ -176,11 +188,21 @@ impl Proxy {
             addr,
             stop,
             accept: Some(accept),
+            active,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stops accepting and waits up to `grace` for connections in flight to end, so their
+    /// attempts are reported (the command is gone: its sockets are closed, relays end at once).
+    pub fn shutdown(self, grace: Duration) {
+        let deadline = std::time::Instant::now() + grace;
+        while self.active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn port(&self) -> u16 {

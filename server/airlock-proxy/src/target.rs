@@ -253,7 +253,10 @@ mod tests {
         assert_eq!(normalize_host("Example.COM.").unwrap(), "example.com");
         assert_eq!(normalize_host("[::1]").unwrap(), "::1");
         assert_eq!(normalize_host("Bücher.de.").unwrap(), "xn--bcher-kva.de");
-        assert_eq!(normalize_host("xn--bcher-kva.de").unwrap(), "xn--bcher-kva.de");
+        assert_eq!(
+            normalize_host("xn--bcher-kva.de").unwrap(),
+            "xn--bcher-kva.de"
+        );
         assert!(normalize_host("a\u{202e}b.de").is_err());
         assert!(normalize_host("a b").is_err());
         assert!(normalize_host("").is_err());

@@ -87,7 +87,8 @@ pub struct Args {
     /// Give up a protection this kernel can't enforce (repeatable; see below).
     #[arg(long = "weaker-mode", value_name = "MODE", value_delimiter = ',')]
     pub weaker_mode: Vec<String>,
-    /// Write the resource report (wall, cpu, max RSS, bytes out, limit hit, violations) as JSON.
+    /// Write the resource report (wall, cpu, max RSS, bytes out, limit hit, violations; with the
+    /// network proxy, `network`: every connection attempt) as JSON.
     #[arg(long, value_name = "FILE")]
     pub report_json: Option<PathBuf>,
     /// Print the resource report to stderr when the command ends.
@@ -210,10 +211,15 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         );
     }
     // No domain can be allowed: no proxy, and the sandbox keeps every TCP port closed.
+    let net_log: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
     let proxy = if airlock_proxy::policy_needs_proxy(&policy, &extra_domains) {
+        let log = net_log.clone();
         let decide = airlock_proxy::policy_decider(std::sync::Arc::new(policy), extra_domains);
-        let events: std::sync::Arc<airlock_proxy::EventFn> = std::sync::Arc::new(|a| {
+        let events: std::sync::Arc<airlock_proxy::EventFn> = std::sync::Arc::new(move |a| {
             eprintln!("airlock: net {}", airlock_proxy::format_attempt(&a));
+            if let Ok(mut l) = log.lock() {
+                l.push(attempt_json(&a));
+            }
         });
         let mut pc = airlock_proxy::ProxyConfig::new(decide, events);
         // Test-only (docs/network.md): fixed answers so tests can point names at 127.0.0.1.
@@ -284,7 +290,9 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     let child = sandbox.spawn(&spec)?;
     let report = child.wait()?;
     drop(sandbox);
-    drop(proxy);
+    if let Some(p) = proxy {
+        p.shutdown(Duration::from_secs(2));
+    }
 
     for v in &report.violations {
         eprintln!("airlock: {v}");
@@ -293,7 +301,14 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
         eprintln!("airlock: {}", summary(&report));
     }
     if let Some(path) = &args.report_json {
-        std::fs::write(path, report_json(&report))
+        let mut json = report_json(&report);
+        // Connections still open 2 s after the command ended are not in the list.
+        let net = net_log.lock().map(|l| l.clone()).unwrap_or_default();
+        if let (Some(i), false) = (json.rfind('}'), net.is_empty()) {
+            let list = serde_json::Value::Array(net).to_string();
+            json.replace_range(i..i, &format!(",\"network\":{list}"));
+        }
+        std::fs::write(path, json)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     let code = report.status.code().clamp(0, 255) as u8;
@@ -365,6 +380,23 @@ fn policy_lists(
     }
     let protect = loaded.policy.protected_paths();
     Ok((deny, protect, loaded.policy))
+}
+
+/// One proxy attempt for `--report-json`'s `network` list.
+fn attempt_json(a: &airlock_proxy::Attempt) -> serde_json::Value {
+    serde_json::json!({
+        "host": a.host,
+        "port": a.port,
+        "via": a.via.as_str(),
+        "decision": a.verdict.as_str(),
+        "rule": a.rule,
+        "layer": a.layer.as_str(),
+        "addr": a.addr.map(|x| x.to_string()),
+        "bytes_up": a.bytes_up,
+        "bytes_down": a.bytes_down,
+        "duration_ms": a.duration.as_secs_f64() * 1e3,
+        "error": a.error,
+    })
 }
 
 fn summary(r: &ExecReport) -> String {
