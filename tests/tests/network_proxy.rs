@@ -122,7 +122,10 @@ impl Env {
         let ws = self.ws();
         let mut c = self.cmd();
         c.arg("exec").arg("--workspace").arg(&ws).args(flags);
-        c.args(["--", "/bin/sh", "-c", script]);
+        // The command's own stderr goes to a file: airlock's `net` lines share the terminal's
+        // stderr and would interleave with curl's messages.
+        let script = format!("exec 2>>cmd-stderr.txt\n{script}");
+        c.args(["--", "/bin/sh", "-c", &script]);
         c.output().unwrap()
     }
 
@@ -498,4 +501,37 @@ fn ask_is_denied_in_non_interactive_exec() {
     assert!(stdout.ends_with("403"), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("ask: no approval here, denied"), "{stdout}");
     assert_eq!(s.hits(), 0);
+}
+
+/// SOCKS5 on the same port: same decisions, same events.
+#[test]
+fn socks5_gets_the_same_decisions() {
+    if !landlock_tcp() {
+        return;
+    }
+    let s = Server::start("socks");
+    let env = Env::new(EXPLICIT);
+    let p = s.port;
+    let out = env.exec(
+        &[],
+        &format!(
+            "S=socks5h://${{HTTP_PROXY#http://}}; curl -sS -x $S http://good.test:{p}/; curl -sS -x $S http://other.test:{p}/; curl -sS -x $S http://127.0.0.2:{p}/; true"
+        ),
+    );
+    assert_eq!(text(&out.stdout), "hello socks\n", "{}", text(&out.stderr));
+    assert_eq!(s.hits(), 1);
+    let lines = net_lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("allow good.test:{p} via socks5")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("deny other.test:{p} via socks5")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("deny 127.0.0.2:{p} via socks5")),
+        "{lines:?}"
+    );
 }

@@ -25,6 +25,11 @@ struct Head {
 pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
     let start = Instant::now();
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut first = [0u8; 1];
+    if matches!(client.peek(&mut first), Ok(1)) && first[0] == 5 {
+        crate::socks::serve(client, config, start);
+        return;
+    }
     let head = match read_head(&mut client) {
         Ok(h) => h,
         Err(e) => {
@@ -112,29 +117,24 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
         finish(attempt);
         return;
     };
-    let mut upstream = None;
-    let mut last_err = String::from("no address");
-    for a in &addrs {
-        match TcpStream::connect_timeout(a, config.connect_timeout) {
-            Ok(s) => {
-                attempt.addr = Some(*a);
-                upstream = Some(s);
-                break;
-            }
-            Err(e) => last_err = format!("{a}: {e}"),
+    let upstream = connect(&addrs, config.connect_timeout);
+    let mut upstream = match upstream {
+        Ok((s, a)) => {
+            attempt.addr = Some(a);
+            s
         }
-    }
-    let Some(mut upstream) = upstream else {
-        attempt.verdict = Verdict::Allow;
-        attempt.error = Some(format!("connect failed: {last_err}"));
-        respond(
-            &mut client,
-            502,
-            "Bad Gateway",
-            &format!("airlock proxy: cannot connect to {host}:{port}: {last_err}\n"),
-        );
-        finish(attempt);
-        return;
+        Err(last_err) => {
+            attempt.verdict = Verdict::Allow;
+            attempt.error = Some(format!("connect failed: {last_err}"));
+            respond(
+                &mut client,
+                502,
+                "Bad Gateway",
+                &format!("airlock proxy: cannot connect to {host}:{port}: {last_err}\n"),
+            );
+            finish(attempt);
+            return;
+        }
     };
     attempt.verdict = Verdict::Allow;
     let _ = upstream.set_nodelay(true);
@@ -178,8 +178,23 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
     finish(attempt);
 }
 
+/// Connects to the first address that answers.
+pub(crate) fn connect(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let mut last_err = String::from("no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(a, timeout) {
+            Ok(s) => return Ok((s, *a)),
+            Err(e) => last_err = format!("{a}: {e}"),
+        }
+    }
+    Err(last_err)
+}
+
 /// Decides `host:port`; on allow, also returns the addresses that may be connected to.
-fn decide(
+pub(crate) fn decide(
     raw: &str,
     port: u16,
     config: &ProxyConfig,
@@ -384,7 +399,7 @@ fn parse_absolute(t: &str) -> Result<(String, u16, String), String> {
 }
 
 /// Copies both ways until each side closes; returns (client→target, target→client) bytes.
-fn relay(client: TcpStream, upstream: TcpStream) -> (u64, u64) {
+pub(crate) fn relay(client: TcpStream, upstream: TcpStream) -> (u64, u64) {
     let down = Arc::new(AtomicU64::new(0));
     let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
         return (0, 0);

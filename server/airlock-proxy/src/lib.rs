@@ -1,7 +1,8 @@
 //! Airlock's egress proxy: the only network path out of the sandbox.
 //!
 //! The proxy listens on `127.0.0.1` (an ephemeral port) and speaks HTTP `CONNECT` and plain
-//! HTTP forwarding (absolute-form requests). It guarantees:
+//! HTTP forwarding (absolute-form requests), and SOCKS5 `CONNECT` with the same decisions.
+//! It guarantees:
 //!
 //! - **Every target is decided before any byte leaves.** The host is normalized
 //!   (case, trailing dot; non-ASCII names are refused, clients send the `xn--` form) and handed
@@ -16,6 +17,7 @@
 //!   handed to the caller's event function once the connection ends.
 
 mod http;
+mod socks;
 mod target;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -37,6 +39,7 @@ pub type EventFn = dyn Fn(Attempt) + Send + Sync;
 pub enum Via {
     Connect,
     Http,
+    Socks,
 }
 
 impl Via {
@@ -44,6 +47,7 @@ impl Via {
         match self {
             Via::Connect => "connect",
             Via::Http => "http",
+            Via::Socks => "socks5",
         }
     }
 }
