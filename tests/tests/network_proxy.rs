@@ -321,14 +321,36 @@ fn bypass_attempts_are_blocked_and_the_server_sees_nothing() {
             ),
         ),
         (
+            "connect-host-mismatch",
+            format!(
+                "/usr/bin/python3 -c \"import socket,os; h,pp=os.environ['HTTP_PROXY'][7:].split(':'); s=socket.create_connection((h,int(pp))); s.sendall(b'CONNECT good.test:{p} HTTP/1.1\\r\\nHost: bad.test:{p}\\r\\n\\r\\n'); print(s.recv(4096).decode())\""
+            ),
+        ),
+        (
             "udp-dns",
             format!(
                 "/usr/bin/python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'q', ('127.0.0.1', {up}))\""
             ),
         ),
     ];
+    // With the address explicitly allowed, good.test is reachable: only the Host check can
+    // stop these.
+    let explicit = Env::new(EXPLICIT);
+    let host_checked = ["host-header", "connect-host-mismatch"];
     for (name, script) in &cases {
-        let out = env.exec(&[], script);
+        let e = if host_checked.contains(name) || *name == "smuggle" {
+            &explicit
+        } else {
+            &env
+        };
+        let out = e.exec(&[], script);
+        if host_checked.contains(name) {
+            assert!(
+                text(&out.stdout).contains("Host header differs from the request target"),
+                "{name}: {}",
+                text(&out.stdout)
+            );
+        }
         let stdout = text(&out.stdout);
         let ok_refusal = stdout.contains("403") || !out.status.success();
         assert!(

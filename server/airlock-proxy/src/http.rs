@@ -80,15 +80,16 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
         (config.events)(a);
     };
 
-    if !is_connect {
-        // The Host header must name the URI's authority: otherwise an origin server (or a
-        // virtual host) could be reached under a name the policy never saw.
+    {
+        // The Host header must name the target: otherwise an origin server (or a virtual
+        // host) could be reached under a name the policy never saw. For CONNECT it is only
+        // informative, but a mismatch is a sign of smuggling: refused too.
         if let Some((_, h)) = head
             .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("host"))
         {
-            let same = split_authority(h, Some(80))
+            let same = split_authority(h, Some(if is_connect { port } else { 80 }))
                 .ok()
                 .and_then(|(hh, hp)| normalize_host(&hh).ok().map(|n| (n, hp)))
                 .zip(normalize_host(&raw_host).ok())
@@ -96,7 +97,7 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
             if !same {
                 let d = Decision {
                     verdict: Verdict::Deny,
-                    rule: Some("builtin: Host header differs from the request URI".into()),
+                    rule: Some("builtin: Host header differs from the request target".into()),
                     layer: Layer::Builtin,
                     source: None,
                 };
