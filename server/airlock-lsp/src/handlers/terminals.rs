@@ -118,7 +118,21 @@ fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
         },
         ..Default::default()
     };
-    let sandbox = Arc::new(Sandbox::prepare(config).map_err(|e| e.to_string())?);
+    let mut proxy = proxy;
+    let prepared = match Sandbox::prepare(config.clone()) {
+        // A kernel without Landlock TCP rules (ABI 4) cannot open only the proxy's port:
+        // commands still run, with no network at all (seccomp blocks sockets there).
+        Err(e) if proxy.is_some() => {
+            tracing::warn!("agent terminals: no network, the proxy cannot be used: {e}");
+            proxy = None;
+            Sandbox::prepare(SandboxConfig {
+                allow_tcp_connect_ports: Vec::new(),
+                ..config
+            })
+        }
+        other => other,
+    };
+    let sandbox = Arc::new(prepared.map_err(|e| e.to_string())?);
     let kernel = format!("{:?}", sandbox.kernel());
     state.emit(Event::new(EventKind::SandboxLevel, "agent terminals").field("kernel", kernel));
     state.terminals.sandbox = Some(sandbox.clone());
