@@ -60,3 +60,28 @@ fn plain_lsp_client_gets_progress_log_lines_and_message_request_approvals() -> a
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }
+
+#[test]
+fn prompting_with_no_agent_configured_says_how_to_configure_one() -> anyhow::Result<()> {
+    let env = Env::new();
+    let mut lsp = Lsp::start(&env, &[])?;
+    lsp.initialize(&env.workspace_uri(), json!({}), json!(null))?;
+    let resp = lsp.request_raw("airlock/prompt", json!({"text": "hello"}))?;
+    let message = resp["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("no agent is configured")
+            && message.contains("agent.command")
+            && message.contains("airlock demo"),
+        "{resp}"
+    );
+    lsp.wait_for("window/showMessage", |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("agent.command"))
+    })?;
+    assert_eq!(lsp.shutdown()?, 0);
+    Ok(())
+}

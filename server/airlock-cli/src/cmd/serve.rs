@@ -15,7 +15,7 @@ use crate::dirs::Dirs;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Agent command (program and arguments, split on whitespace); overrides config.toml and the
-    /// editor's initializationOptions. Default: the embedded scripted agent.
+    /// editor's initializationOptions. Without one, prompts say how to configure an agent.
     #[arg(long, value_name = "COMMAND")]
     pub agent: Option<String>,
     /// Accepted for editors that always pass it; stdio is the only transport.

@@ -79,6 +79,12 @@ fn internal(message: impl Into<String>) -> jsonrpc::Error {
 }
 
 /// The agent command: `--agent`, else the settings, else the embedded scripted agent.
+const NO_AGENT: &str = "no agent is configured. Set `agent.command` (e.g. [\"gemini\", \"--acp\"]) in \
+~/.config/airlock/config.toml or in your editor's Airlock settings (initializationOptions), or \
+start the server with `airlock serve --agent \"PROGRAM ARGS\"`. To try Airlock without an agent \
+or API key, run `airlock demo`, or set `agent.script` to a script for the embedded scripted agent \
+(docs/agent-script.md).";
+
 fn agent_config(state: &State) -> Result<AgentConfig, String> {
     let root = state
         .root
@@ -88,6 +94,9 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
     let command = match (&state.config.agent_override, settings.command.is_empty()) {
         (Some(cmd), _) if !cmd.is_empty() => cmd.clone(),
         (_, false) => settings.command.clone(),
+        _ if settings.script.is_none() => {
+            return Err(NO_AGENT.to_owned());
+        }
         _ => {
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the airlock binary: {e}"))?;
