@@ -435,6 +435,20 @@ impl Lsp {
         while self.pump_one(deadline).is_ok() {}
     }
 
+    /// Starts the server as an editor with the Airlock extension would (`experimental.airlock`,
+    /// `applyEdit`), with the embedded scripted agent running `script` (TOML text).
+    pub fn start_with_script(env: &Env, script: &str) -> Result<Lsp> {
+        let path = env.dir.path().join("script.toml");
+        std::fs::write(&path, script).context("write the agent script")?;
+        let mut lsp = Lsp::start(env, &[])?;
+        lsp.initialize(
+            &env.workspace_uri(),
+            json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
+            json!({"agent": {"script": path}}),
+        )?;
+        Ok(lsp)
+    }
+
     /// `initialize` + `initialized` with the given client capabilities and options.
     pub fn initialize(
         &mut self,

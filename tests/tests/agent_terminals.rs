@@ -17,15 +17,7 @@ fn start(env: &Env, script: &str) -> anyhow::Result<Lsp> {
         env.config.join("airlock/policy.toml"),
         "version = 1\n[commands]\nallow = [\"wc\", \"touch\"]\ndeny = [\"curl\"]\n",
     )?;
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(&path, script)?;
-    let mut lsp = Lsp::start(env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({"agent": {"script": path}}),
-    )?;
-    Ok(lsp)
+    Lsp::start_with_script(env, script)
 }
 
 #[test]

@@ -77,16 +77,9 @@ fn saving_a_broken_policy_keeps_the_last_good_one_in_force() -> anyhow::Result<(
         &user_policy,
         "version = 1\n[commands]\ndeny = [\"mkdir\"]\n",
     )?;
-    let script = env.dir.path().join("script.toml");
-    std::fs::write(
-        &script,
+    let mut lsp = Lsp::start_with_script(
+        &env,
         "[[turn]]\n[[turn.step]]\nrun = \"mkdir\"\nargs = [\"made\"]\n",
-    )?;
-    let mut lsp = Lsp::start(&env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({"agent": {"script": script}}),
     )?;
     lsp.wait_for("airlock/telemetry", |p| {
         p.to_string().contains("policy.loaded")
