@@ -261,22 +261,35 @@ pub fn default_script() -> Result<Script, ScriptError> {
     parse(DEFAULT_SCRIPT, "<built-in default script>")
 }
 
-fn line_of(source: &str, offset: usize) -> usize {
-    source.get(..offset.min(source.len())).map_or(1, |before| {
-        before.bytes().filter(|b| *b == b'\n').count() + 1
-    })
+/// Byte offsets of line starts, so that naming the line of each step stays linear in the
+/// script's length (a rescan per step made long scripts quadratic).
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self(starts)
+    }
+
+    /// 1-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset).max(1)
+    }
 }
 
 /// Parses and validates script text; `file` names it in errors.
 pub fn parse(source: &str, file: &str) -> Result<Script, ScriptError> {
+    let lines = LineIndex::new(source);
     let raw: RawScript = toml::from_str(source).map_err(|e| ScriptError::Invalid {
         file: file.to_owned(),
-        line: e.span().map_or(1, |s| line_of(source, s.start)),
+        line: e.span().map_or(1, |s| lines.line_of(s.start)),
         message: e.message().trim().to_owned(),
     })?;
     let mut turns = Vec::new();
     for spanned_turn in raw.turn {
-        let turn_line = line_of(source, spanned_turn.span().start);
+        let turn_line = lines.line_of(spanned_turn.span().start);
         let turn = spanned_turn.into_inner();
         if turn.step.is_empty() {
             return Err(ScriptError::Invalid {
@@ -287,7 +300,7 @@ pub fn parse(source: &str, file: &str) -> Result<Script, ScriptError> {
         }
         let mut steps = Vec::new();
         for spanned in turn.step {
-            let line = line_of(source, spanned.span().start);
+            let line = lines.line_of(spanned.span().start);
             let step = validate(spanned.into_inner()).map_err(|message| ScriptError::Invalid {
                 file: file.to_owned(),
                 line,
@@ -657,6 +670,16 @@ mod tests {
 
     fn error_of(source: &str) -> String {
         parse(source, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn line_index_names_1_based_lines() {
+        let lines = LineIndex::new("a\nbc\n\nd");
+        let got: Vec<usize> = [0, 1, 2, 4, 5, 6, 100]
+            .iter()
+            .map(|&o| lines.line_of(o))
+            .collect();
+        assert_eq!(got, [1, 1, 2, 2, 3, 4, 4]);
     }
 
     #[test]
