@@ -7,6 +7,8 @@
 //!   documents, approvals are answered by a per-test policy) — as an editor would.
 //! - Every wait has a timeout; a test fails with the transcript instead of hanging.
 
+pub mod gemini;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

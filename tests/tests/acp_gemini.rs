@@ -8,35 +8,14 @@
 
 mod acp_support;
 
-use std::path::PathBuf;
-
 use acp_support::{Answers, Harness, Seen, Workspace, within};
 use airlock_acp::{AgentClient, ClientOptions, StopReason, ToolContent};
+use airlock_e2e::gemini::{self, model_turn};
 use serde_json::json;
-
-fn gemini_js() -> Option<PathBuf> {
-    let path = match std::env::var_os("AIRLOCK_GEMINI_JS") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/gemini/node_modules/@google/gemini-cli/bundle/gemini.js"),
-    };
-    path.exists().then_some(path)
-}
-
-fn model_turn(parts: serde_json::Value) -> String {
-    json!({
-        "method": "generateContentStream",
-        "response": [{
-            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
-        }]
-    })
-    .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_cli_edits_arrive_as_write_requests_with_exact_content() {
-    let Some(gemini) = gemini_js() else {
+    let Some(gemini) = gemini::gemini_js() else {
         eprintln!(
             "\n\n*** SKIPPED acp_gemini: Gemini CLI is not installed. Run `bash scripts/install-gemini.sh` \
              (npm, into .cache/gemini) or set AIRLOCK_GEMINI_JS. ***\n"
@@ -68,24 +47,9 @@ async fn gemini_cli_edits_arrive_as_write_requests_with_exact_content() {
     ];
     let fake = ws.write(".fake_responses.jsonl", &(responses.join("\n") + "\n"));
 
-    // A private HOME with settings that keep Gemini offline and the model fixed (the default
-    // "auto" model makes an extra routing call that would shift the recorded responses).
+    // A private HOME with settings that keep Gemini offline and the model fixed.
     let home = root.join(".agent-home");
-    std::fs::create_dir_all(home.join(".gemini")).unwrap();
-    std::fs::write(
-        home.join(".gemini/settings.json"),
-        json!({
-            "general": {"disableAutoUpdate": true, "disableUpdateNag": true},
-            "security": {"auth": {"selectedType": "gemini-api-key"}},
-            "telemetry": {"enabled": false},
-            "privacy": {"usageStatisticsEnabled": false},
-            "ide": {"enabled": false, "hasSeenNudge": true},
-            "model": {"name": "gemini-2.5-flash"},
-            "sandbox": false
-        })
-        .to_string(),
-    )
-    .unwrap();
+    gemini::write_settings(&home).unwrap();
     let mut command = tokio::process::Command::new("node");
     command
         .arg(&gemini)
