@@ -292,7 +292,11 @@ fn assert_refused(case: Case, tool: &str, o: &Outcome, reg: &Registry, name: &st
         "{case} {tool}: install without the registry allowed must fail:\n{}",
         o.run.stderr
     );
-    assert_eq!(reg.connections(), 0, "{case} {tool}: the registry saw a connection");
+    assert_eq!(
+        reg.connections(),
+        0,
+        "{case} {tool}: the registry saw a connection"
+    );
     assert!(reg.requests().is_empty(), "{case} {tool}");
     assert!(
         o.network.iter().all(|a| a["decision"] == "deny"),
@@ -506,7 +510,9 @@ fn cargo_fetch_through_the_proxy() {
                 assert_reached_through_proxy(case, "cargo", &o, &reg, CRATES);
                 let paths: Vec<_> = reg.requests().into_iter().map(|s| s.path).collect();
                 assert!(
-                    paths.iter().any(|p| p == "/cargo/dl/airprobe/0.1.0/download"),
+                    paths
+                        .iter()
+                        .any(|p| p == "/cargo/dl/airprobe/0.1.0/download"),
                     "{case}: {paths:?}"
                 );
             } else {
@@ -752,7 +758,10 @@ fn npm_install_through_the_proxy() {
                     "{case}"
                 );
                 let lock = std::fs::read_to_string(t.ws.join("proj/package-lock.json")).unwrap();
-                assert!(lock.contains(&pkg.1), "{case}: integrity not locked: {lock}");
+                assert!(
+                    lock.contains(&pkg.1),
+                    "{case}: integrity not locked: {lock}"
+                );
                 assert_reached_through_proxy(case, "npm", &o, &reg, NPM);
                 let paths: Vec<_> = reg.requests().into_iter().map(|s| s.path).collect();
                 assert!(

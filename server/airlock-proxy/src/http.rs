@@ -1,6 +1,6 @@
 //! One client connection: read the request head, decide, then relay bytes both ways.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,9 +50,14 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
     } else {
         parse_absolute(&head.target)
     };
-    let (raw_host, port, path) = match parsed {
-        Ok(t) => t,
-        Err(e) => {
+    let framing = if is_connect {
+        Ok(Body::None)
+    } else {
+        body_framing(&head.headers)
+    };
+    let ((raw_host, port, path), framing) = match (parsed, framing) {
+        (Ok(t), Ok(f)) => (t, f),
+        (Err(e), _) | (_, Err(e)) => {
             respond(
                 &mut client,
                 400,
@@ -141,16 +146,7 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
     let _ = upstream.set_nodelay(true);
     let _ = client.set_nodelay(true);
 
-    let mut up_prefix = 0u64;
-    if is_connect {
-        if client
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .is_err()
-        {
-            finish(attempt);
-            return;
-        }
-    } else {
+    if !is_connect {
         let mut req = format!("{} {} {}\r\n", head.method, path, head.version);
         for (k, v) in &head.headers {
             let k_l = k.to_ascii_lowercase();
@@ -164,19 +160,238 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
             finish(attempt);
             return;
         }
-        up_prefix = req.len() as u64;
+        let (up, down) = forward_one_request(client, upstream, head.rest, framing);
+        attempt.bytes_up = req.len() as u64 + up;
+        attempt.bytes_down = down;
+        finish(attempt);
+        return;
     }
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .is_err()
+    {
+        finish(attempt);
+        return;
+    }
+    let mut up_prefix = 0u64;
     if !head.rest.is_empty() {
         if upstream.write_all(&head.rest).is_err() {
             finish(attempt);
             return;
         }
-        up_prefix += head.rest.len() as u64;
+        up_prefix = head.rest.len() as u64;
     }
     let (up, down) = relay(client, upstream);
     attempt.bytes_up = up + up_prefix;
     attempt.bytes_down = down;
     finish(attempt);
+}
+
+/// How the body of a plain-HTTP request ends (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The request's body framing; ambiguous framing (both `Transfer-Encoding` and
+/// `Content-Length`, differing lengths, a transfer coding other than a final `chunked`) is the
+/// stuff of request smuggling and refused.
+fn body_framing(headers: &[(String, String)]) -> Result<Body, String> {
+    let te: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !te.is_empty() {
+        if !lengths.is_empty() {
+            return Err("both Transfer-Encoding and Content-Length: request refused".into());
+        }
+        if !te.last().is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
+            return Err(format!(
+                "Transfer-Encoding `{}` does not end in chunked: request refused",
+                te.join(", ")
+            ));
+        }
+        return Ok(Body::Chunked);
+    }
+    let Some(first) = lengths.first() else {
+        return Ok(Body::None);
+    };
+    if lengths.iter().any(|l| l != first) {
+        return Err("differing Content-Length values: request refused".into());
+    }
+    let n = first
+        .parse::<u64>()
+        .map_err(|_| format!("invalid Content-Length `{first}`"))?;
+    Ok(if n == 0 { Body::None } else { Body::Length(n) })
+}
+
+/// Plain HTTP: one request per client connection. Forwards the body of the request whose
+/// head was already sent (and nothing after it: a pipelined second request never reaches the
+/// target unchecked), relays the response with `Connection: close` so the client does not
+/// reuse the connection, and drains the client until it closes. Returns (body bytes sent
+/// upstream, bytes received from upstream).
+fn forward_one_request(
+    client: TcpStream,
+    mut upstream: TcpStream,
+    rest: Vec<u8>,
+    framing: Body,
+) -> (u64, u64) {
+    let (Ok(client_w), Ok(upstream_r)) = (client.try_clone(), upstream.try_clone()) else {
+        return (0, 0);
+    };
+    let down = std::thread::spawn(move || relay_response(upstream_r, client_w));
+    let mut from_client = std::io::BufReader::new(std::io::Cursor::new(rest).chain(client));
+    let up = forward_body(&mut from_client, &mut upstream, framing).unwrap_or_else(|n| n);
+    // Anything the client sends after its request is read and dropped until it closes (or
+    // the response side shuts the connection down).
+    let _ = std::io::copy(&mut from_client, &mut std::io::sink());
+    // Half-close, as a client closing its side would: the response may still be on its way.
+    let _ = upstream.shutdown(Shutdown::Write);
+    let down = down.join().unwrap_or(0);
+    (up, down)
+}
+
+/// Copies exactly the body described by `framing`; Ok(bytes) when it ended where the framing
+/// says, Err(bytes copied) when either side failed or the body was malformed.
+fn forward_body(
+    from: &mut impl std::io::BufRead,
+    to: &mut impl Write,
+    framing: Body,
+) -> Result<u64, u64> {
+    let mut n = 0u64;
+    match framing {
+        Body::None => Ok(0),
+        Body::Length(len) => {
+            let copied = std::io::copy(&mut from.take(len), to).map_err(|_| n)?;
+            if copied == len {
+                Ok(copied)
+            } else {
+                Err(copied)
+            }
+        }
+        Body::Chunked => loop {
+            let line = read_line(from).ok_or(n)?;
+            to.write_all(&line).map_err(|_| n)?;
+            n += line.len() as u64;
+            let text = std::str::from_utf8(&line).map_err(|_| n)?;
+            let size_text = text.split(';').next().unwrap_or_default().trim();
+            let size = u64::from_str_radix(size_text, 16).map_err(|_| n)?;
+            if size == 0 {
+                // Trailer fields, up to the empty line.
+                loop {
+                    let line = read_line(from).ok_or(n)?;
+                    to.write_all(&line).map_err(|_| n)?;
+                    n += line.len() as u64;
+                    if line == b"\r\n" {
+                        return Ok(n);
+                    }
+                }
+            }
+            let copied = std::io::copy(&mut from.take(size), to).map_err(|_| n)?;
+            n += copied;
+            if copied != size {
+                return Err(n);
+            }
+            let crlf = read_line(from).ok_or(n)?;
+            if crlf != b"\r\n" {
+                return Err(n);
+            }
+            to.write_all(&crlf).map_err(|_| n)?;
+            n += 2;
+        },
+    }
+}
+
+/// One CRLF-terminated line of at most 4 KiB (chunk sizes and trailers), or None.
+fn read_line(from: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    from.take(4096).read_until(b'\n', &mut line).ok()?;
+    line.ends_with(b"\r\n").then_some(line)
+}
+
+/// Relays the target's response to the client, with `Connection: close` in its final head
+/// (interim 1xx heads pass unchanged). Returns the bytes received from the target.
+fn relay_response(mut upstream: TcpStream, mut client: TcpStream) -> u64 {
+    let mut received = 0u64;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        // The head: rewritten if it parses, otherwise passed on as it came.
+        let end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break Some(i);
+            }
+            if buf.len() > MAX_HEAD {
+                break None;
+            }
+            match upstream.read(&mut chunk) {
+                Ok(0) | Err(_) => break None,
+                Ok(k) => {
+                    received += k as u64;
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+            }
+        };
+        let Some(end) = end else { break };
+        let head = &buf[..end];
+        let interim = head.starts_with(b"HTTP/1.1 1") || head.starts_with(b"HTTP/1.0 1");
+        let out = if interim {
+            buf[..end + 4].to_vec()
+        } else {
+            close_head(head)
+        };
+        if client.write_all(&out).is_err() {
+            let _ = client.shutdown(Shutdown::Both);
+            return received;
+        }
+        buf.drain(..end + 4);
+        if !interim {
+            break;
+        }
+    }
+    if client.write_all(&buf).is_err() {
+        let _ = client.shutdown(Shutdown::Both);
+        return received;
+    }
+    let count = AtomicU64::new(0);
+    if let Ok(c) = client.try_clone() {
+        copy(upstream, c, &count);
+    }
+    // The response is complete: stop reading the client too, which ends the request side.
+    let _ = client.shutdown(Shutdown::Both);
+    received + count.load(Ordering::Relaxed)
+}
+
+/// A response head with `Connection`/`Keep-Alive`/`Proxy-Connection` replaced by
+/// `Connection: close`.
+fn close_head(head: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + 24);
+    for (i, line) in head.split(|&b| b == b'\n').enumerate() {
+        let l = line.strip_suffix(b"\r").unwrap_or(line);
+        let name = l.split(|&b| b == b':').next().unwrap_or_default();
+        if i > 0
+            && ["connection", "keep-alive", "proxy-connection"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            continue;
+        }
+        out.extend_from_slice(l);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
 }
 
 /// Connects to the first address that answers.
@@ -448,5 +663,157 @@ mod tests {
         assert!(parse_absolute("/relative").is_err());
         assert!(parse_absolute("https://x/").is_err());
         assert!(parse_absolute("http://user@evil.com/").is_err());
+    }
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn body_framing_refuses_ambiguity() {
+        assert_eq!(body_framing(&h(&[])).unwrap(), Body::None);
+        assert_eq!(
+            body_framing(&h(&[("Content-Length", "12")])).unwrap(),
+            Body::Length(12)
+        );
+        assert_eq!(
+            body_framing(&h(&[("content-length", "5"), ("Content-Length", "5")])).unwrap(),
+            Body::Length(5)
+        );
+        assert_eq!(
+            body_framing(&h(&[("Transfer-Encoding", "gzip, Chunked")])).unwrap(),
+            Body::Chunked
+        );
+        for bad in [
+            h(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]),
+            h(&[("Content-Length", "3"), ("Content-Length", "4")]),
+            h(&[("Content-Length", "3, 4")]),
+            h(&[("Content-Length", "-1")]),
+            h(&[("Transfer-Encoding", "chunked, gzip")]),
+        ] {
+            assert!(body_framing(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_body_ends_at_its_last_chunk() {
+        let wire = b"3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\nGET http://other.test/ HTTP/1.1\r\n\r\n";
+        let mut from = std::io::BufReader::new(&wire[..]);
+        let mut out = Vec::new();
+        let n = forward_body(&mut from, &mut out, Body::Chunked).unwrap();
+        assert_eq!(out, b"3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n");
+        assert_eq!(n, out.len() as u64);
+        let mut out = Vec::new();
+        let bad = b"3\r\nabcX\r\n";
+        assert!(forward_body(&mut &bad[..], &mut out, Body::Chunked).is_err());
+    }
+
+    #[test]
+    fn response_head_gets_connection_close() {
+        let head = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2";
+        assert_eq!(
+            close_head(head),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// A target that ignores `Connection: close` (keeps reading and answers every head it
+    /// sees): a second request pipelined behind the first, for another host, must not reach
+    /// it, and the client is told the connection closes.
+    #[test]
+    fn a_pipelined_second_request_never_reaches_the_target() {
+        use std::sync::Mutex;
+        use std::sync::mpsc;
+
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tport = target.local_addr().unwrap().port();
+        let (raw_tx, raw_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            for c in target.incoming() {
+                let Ok(mut c) = c else { continue };
+                let raw_tx = raw_tx.clone();
+                std::thread::spawn(move || {
+                    let mut raw = Vec::new();
+                    let mut answered = 0;
+                    let mut b = [0u8; 4096];
+                    loop {
+                        match c.read(&mut b) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => raw.extend_from_slice(&b[..n]),
+                        }
+                        // Request lines seen (a chunked body's end also has an empty line).
+                        let heads = raw.windows(11).filter(|w| w == b" HTTP/1.1\r\n").count();
+                        while answered < heads {
+                            answered += 1;
+                            let _ = c.write_all(
+                                b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+                            );
+                        }
+                    }
+                    let _ = raw_tx.send(raw);
+                });
+            }
+        });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let mut config = ProxyConfig::new(
+            Arc::new(|host: &str, _| Decision {
+                verdict: Verdict::Allow,
+                rule: Some(format!("network.allow \"{host}\"")),
+                layer: Layer::User,
+                source: None,
+            }),
+            Arc::new(move |a| ev.lock().unwrap().push(a)),
+        );
+        config.resolver =
+            crate::Resolver::parse_overrides("good.test=127.0.0.1,other.test=127.0.0.1").unwrap();
+        let proxy = crate::Proxy::start(config).unwrap();
+
+        for (framing, body) in [
+            ("Content-Length: 3", &b"abc"[..]),
+            ("Transfer-Encoding: chunked", &b"3\r\nabc\r\n0\r\n\r\n"[..]),
+        ] {
+            let mut c = TcpStream::connect(proxy.addr()).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = format!(
+                "POST http://good.test:{tport}/a HTTP/1.1\r\nHost: good.test:{tport}\r\n{framing}\r\n\r\n"
+            )
+            .into_bytes();
+            req.extend_from_slice(body);
+            req.extend_from_slice(
+                format!(
+                    "GET http://other.test:{tport}/b HTTP/1.1\r\nHost: other.test:{tport}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            c.write_all(&req).unwrap();
+            // Read the one response as a client that honours Connection: close would.
+            let mut got = Vec::new();
+            let mut b = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"ok") {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&b[..n]);
+            }
+            let text = String::from_utf8_lossy(&got).into_owned();
+            assert!(text.contains("Connection: close\r\n"), "{text}");
+            assert!(!text.contains("keep-alive"), "{text}");
+            drop(c);
+            let raw = raw_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            assert!(raw.starts_with("POST /a HTTP/1.1\r\n"), "{raw}");
+            assert!(
+                raw.ends_with(std::str::from_utf8(body).unwrap()),
+                "the body arrives whole and nothing after it: {raw}"
+            );
+            assert!(!raw.contains("other.test"), "smuggled: {raw}");
+        }
+        proxy.shutdown(Duration::from_secs(2));
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events.iter().all(|a| a.host == "good.test"), "{events:?}");
     }
 }

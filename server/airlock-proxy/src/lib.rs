@@ -12,7 +12,10 @@
 //!   private, link-local, unique-local or unspecified addresses are refused unless that address
 //!   is *explicitly* allowed (an exact, non-wildcard allow rule for the IP literal).
 //! - **Requests are not smuggled.** A plain-HTTP request whose `Host` header differs from its
-//!   absolute URI is refused; one request per connection (`Connection: close`).
+//!   absolute URI is refused, and so is ambiguous body framing (`Transfer-Encoding` with
+//!   `Content-Length`, differing lengths). One request per client connection: exactly its body
+//!   is forwarded (anything pipelined after it is dropped, never sent to the target unchecked),
+//!   and both the target and the client are told `Connection: close`.
 //! - **Every attempt is an [`Attempt`]** (host, port, verdict, rule, bytes up/down, duration)
 //!   handed to the caller's event function once the connection ends.
 
