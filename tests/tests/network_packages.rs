@@ -3,6 +3,11 @@
 //! serves on 127.0.0.1 under a made-up name (`index.crates.test`, `pypi.test`,
 //! `registry.npmjs.test`, pointed at 127.0.0.1 with the test-only `AIRLOCK_TEST_RESOLVE`).
 //!
+//! Each registry is served twice: over plain `http://` (the tools send absolute-form requests
+//! to the proxy) and over `https://` (the tools tunnel with `CONNECT`), the TLS side being a
+//! small Python front with a certificate from a throw-away CA made here with `openssl`, which
+//! the tools are told to trust (`http.cainfo`, `--cert`, `--cafile`).
+//!
 //! Allowed: the install succeeds, the installed files are checked from outside the sandbox, and
 //! the registry's request log matches the proxy's attempts in `--report-json` (a direct
 //! connection is impossible: the sandbox may only connect to the proxy's port). Not allowed:
@@ -10,8 +15,9 @@
 //!
 //! Packages are made here from sources this test writes (`cargo package`, a wheel zipped by
 //! Python, `npm pack`); nothing is downloaded and nothing leaves loopback. A tool that is not
-//! installed skips its test with a loud message. pip and npm also run as the unprivileged user;
-//! cargo only as the current user (the toolchain lives in its home, like sandbox_workflows).
+//! installed skips its test with a loud message (and without `openssl`, the `https://` half is
+//! skipped loudly). pip and npm also run as the unprivileged user; cargo only as the current
+//! user (the toolchain lives in its home, like sandbox_workflows).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox_common;
@@ -20,7 +26,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -196,6 +202,251 @@ fn landlock_tcp(t: &Fixture) -> bool {
     true
 }
 
+/// How the tool reaches the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// Plain HTTP: absolute-form requests to the proxy.
+    Http,
+    /// TLS through a `CONNECT` tunnel.
+    Https,
+}
+
+/// A throw-away CA and a certificate for the three registry names, made with `openssl`.
+struct Tls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Tls {
+    fn make(dir: &Path) -> Option<Tls> {
+        if !have(
+            "openssl",
+            &["version"],
+            "the https:// half of the package tests (no openssl)",
+        ) {
+            return None;
+        }
+        let sh = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        sh(&[
+            &["req", "-x509", "-nodes"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=airlock test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat());
+        sh(&[
+            &["req", "-nodes"],
+            &ec[..],
+            &[
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=airlock test registry",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.join("leaf.ext"),
+            format!(
+                "subjectAltName=DNS:{CRATES},DNS:{PYPI},DNS:{NPM}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
+                 subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+            ),
+        )
+        .unwrap();
+        sh(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        Some(Tls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("leaf.pem"),
+            key: dir.join("leaf.key"),
+        })
+    }
+}
+
+/// TLS in front of a [`Registry`]: one backend connection per client connection, so the
+/// registry's connection count stays the number of tunnels.
+const TLS_FRONT: &str = r#"
+import socket, ssl, sys, threading
+cert, key, backend = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+print(ls.getsockname()[1], flush=True)
+
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    try:
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+def handle(c):
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+    except (ssl.SSLError, OSError):
+        c.close()
+        return
+    up = socket.create_connection(("127.0.0.1", backend))
+    threading.Thread(target=pipe, args=(up, t), daemon=True).start()
+    pipe(t, up)
+
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+
+struct TlsFront {
+    port: u16,
+    child: Child,
+}
+
+impl TlsFront {
+    fn start(tls: &Tls, backend: u16) -> TlsFront {
+        let mut child = Command::new(PYTHON)
+            .args(["-c", TLS_FRONT])
+            .arg(&tls.cert)
+            .arg(&tls.key)
+            .arg(backend.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("TLS front did not start: {line:?}")
+        });
+        TlsFront { port, child }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registry as the tool sees it: the server, and what the URL names.
+struct Served {
+    reg: Registry,
+    _front: Option<TlsFront>,
+    scheme: Scheme,
+    name: &'static str,
+    /// The port in the tool's URLs (the registry's, or the TLS front's).
+    port: u16,
+}
+
+impl Served {
+    /// Starts a registry for `name`; `files` gets the base URL (`scheme://name:port`), which
+    /// some registry documents embed.
+    fn start(
+        name: &'static str,
+        scheme: Scheme,
+        tls: Option<&Tls>,
+        files: impl FnOnce(&str) -> HashMap<String, (&'static str, Vec<u8>)>,
+    ) -> Served {
+        let mut reg = Registry::bind();
+        let front = match scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some(TlsFront::start(tls.unwrap(), reg.port)),
+        };
+        let port = front.as_ref().map_or(reg.port, |f| f.port);
+        let base = match scheme {
+            Scheme::Http => format!("http://{name}:{port}"),
+            Scheme::Https => format!("https://{name}:{port}"),
+        };
+        reg.serve(files(&base));
+        Served {
+            reg,
+            _front: front,
+            scheme,
+            name,
+            port,
+        }
+    }
+
+    fn base(&self) -> String {
+        match self.scheme {
+            Scheme::Http => format!("http://{}:{}", self.name, self.port),
+            Scheme::Https => format!("https://{}:{}", self.name, self.port),
+        }
+    }
+
+    /// Allow list of the successful run: the name, and its (loopback) address, which the DNS
+    /// rebinding guard otherwise refuses.
+    fn allow(&self) -> Vec<String> {
+        vec![self.name.to_string(), format!("127.0.0.1:{}", self.port)]
+    }
+}
+
+/// Allow list of the refused run: some other name, so the proxy runs and decides.
+fn allow_other() -> Vec<String> {
+    vec!["other.test".to_string()]
+}
+
+/// The schemes to run: `https` only with a CA to trust.
+fn schemes(tls: &Option<Tls>) -> Vec<Scheme> {
+    match tls {
+        Some(_) => vec![Scheme::Http, Scheme::Https],
+        None => vec![Scheme::Http],
+    }
+}
+
 /// What one `airlock exec` of an install did, seen from outside.
 struct Outcome {
     run: RunResult,
@@ -223,8 +474,18 @@ fn install(t: &Fixture, extra: &[&str], allow: &[String], script: &str) -> Outco
     for a in allow {
         c.args(["--allow-domain", a]);
     }
-    c.args(["--", "/bin/sh", "-c", script]);
-    let run = run(c);
+    // The tool's stderr goes to a file: airlock's `net` lines share the terminal's stderr and
+    // would interleave with the tool's messages.
+    let script = format!(
+        "exec 2>'{}'\n{script}",
+        t.ws.join("tool-stderr.txt").display()
+    );
+    c.args(["--", "/bin/sh", "-c", &script]);
+    let mut run = run(c);
+    // Failure messages show both.
+    if let Ok(tool) = std::fs::read_to_string(t.ws.join("tool-stderr.txt")) {
+        run.stderr = format!("{}\n--- the tool's stderr:\n{tool}", run.stderr);
+    }
     let network = std::fs::read_to_string(&report)
         .ok()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
@@ -233,9 +494,14 @@ fn install(t: &Fixture, extra: &[&str], allow: &[String], script: &str) -> Outco
     Outcome { run, network }
 }
 
-/// The allowed run: every registry connection is an allowed proxy attempt for `name`, and
-/// every request the registry saw was addressed to `name`.
-fn assert_reached_through_proxy(case: Case, tool: &str, o: &Outcome, reg: &Registry, name: &str) {
+/// The allowed run: every registry connection is an allowed proxy attempt for the name (HTTP
+/// forwarding or a tunnel, by scheme), and every request the registry saw was addressed to it.
+fn assert_reached_through_proxy(case: Case, tool: &str, o: &Outcome, s: &Served) {
+    let what = format!("{case} {tool} {:?}", s.scheme);
+    let via = match s.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "connect",
+    };
     let allowed: Vec<_> = o
         .network
         .iter()
@@ -243,83 +509,86 @@ fn assert_reached_through_proxy(case: Case, tool: &str, o: &Outcome, reg: &Regis
         .collect();
     assert!(
         !allowed.is_empty(),
-        "{case} {tool}: no allowed attempt in the report: {:?}\n{}",
+        "{what}: no allowed attempt in the report: {:?}\n{}",
         o.network,
         o.run.stderr
     );
     for a in &allowed {
-        assert_eq!(a["host"], name, "{case} {tool}: {a}");
-        assert_eq!(a["port"], reg.port, "{case} {tool}: {a}");
-        assert_eq!(a["via"], "http", "{case} {tool}: {a}");
+        assert_eq!(a["host"], s.name, "{what}: {a}");
+        assert_eq!(a["port"], s.port, "{what}: {a}");
+        assert_eq!(a["via"], via, "{what}: {a}");
         assert_eq!(
             a["rule"],
-            format!("--allow-domain \"{name}\""),
-            "{case} {tool}: {a}"
+            format!("--allow-domain \"{}\"", s.name),
+            "{what}: {a}"
         );
-        assert!(a["bytes_down"].as_u64().unwrap() > 0, "{case} {tool}: {a}");
+        assert!(a["bytes_down"].as_u64().unwrap() > 0, "{what}: {a}");
     }
     assert_eq!(
-        reg.connections(),
+        s.reg.connections(),
         allowed.len(),
-        "{case} {tool}: the registry's connections must be exactly the proxy's allowed attempts: {:?}",
+        "{what}: the registry's connections must be exactly the proxy's allowed attempts: {:?}",
         o.network
     );
-    let seen = reg.requests();
-    assert!(!seen.is_empty(), "{case} {tool}: the registry saw nothing");
-    let host = format!("{name}:{}", reg.port);
-    for s in &seen {
-        assert_eq!(s.host, host, "{case} {tool}: {s:?}");
-        assert_eq!(s.method, "GET", "{case} {tool}: {s:?}");
+    let seen = s.reg.requests();
+    assert!(!seen.is_empty(), "{what}: the registry saw nothing");
+    let host = format!("{}:{}", s.name, s.port);
+    for r in &seen {
+        assert_eq!(r.host, host, "{what}: {r:?}");
+        assert_eq!(r.method, "GET", "{what}: {r:?}");
     }
+    let prefix = format!("airlock: net allow {}:{} via {via} ", s.name, s.port);
     let lines = o
         .run
         .stderr
         .lines()
-        .filter(|l| l.starts_with(&format!("airlock: net allow {name}:{} via http", reg.port)))
+        .filter(|l| l.starts_with(&prefix))
         .count();
     assert_eq!(
         lines,
         allowed.len(),
-        "{case} {tool}: one `net` line per attempt on stderr:\n{}",
+        "{what}: one `net` line per attempt on stderr:\n{}",
         o.run.stderr
     );
 }
 
-/// The denied run: the tool failed, the proxy refused `name`, the registry saw nothing.
-fn assert_refused(case: Case, tool: &str, o: &Outcome, reg: &Registry, name: &str) {
+/// The denied run: the tool failed, the proxy refused the name, the registry saw nothing.
+fn assert_refused(case: Case, tool: &str, o: &Outcome, s: &Served) {
+    let what = format!("{case} {tool} {:?}", s.scheme);
     assert_ne!(
         o.run.code, 0,
-        "{case} {tool}: install without the registry allowed must fail:\n{}",
+        "{what}: install without the registry allowed must fail:\n{}",
         o.run.stderr
     );
     assert_eq!(
-        reg.connections(),
+        s.reg.connections(),
         0,
-        "{case} {tool}: the registry saw a connection"
+        "{what}: the registry saw a connection"
     );
-    assert!(reg.requests().is_empty(), "{case} {tool}");
+    assert!(s.reg.requests().is_empty(), "{what}");
     assert!(
         o.network.iter().all(|a| a["decision"] == "deny"),
-        "{case} {tool}: {:?}",
+        "{what}: {:?}",
         o.network
     );
     assert!(
-        o.network.iter().any(|a| a["host"] == name),
-        "{case} {tool}: the refusal of {name} must be an attempt in the report: {:?}\n{}",
+        o.network.iter().any(|a| a["host"] == s.name),
+        "{what}: the refusal of {} must be an attempt in the report: {:?}\n{}",
+        s.name,
         o.network,
         o.run.stderr
     );
 }
 
-/// Allow list of the successful run: the name, and its (loopback) address, which the DNS
-/// rebinding guard otherwise refuses.
-fn allow_registry(name: &str, reg: &Registry) -> Vec<String> {
-    vec![name.to_string(), format!("127.0.0.1:{}", reg.port)]
-}
-
-/// Allow list of the refused run: some other name, so the proxy runs and decides.
-fn allow_other() -> Vec<String> {
-    vec!["other.test".to_string()]
+/// The workspace copy of the CA certificate (the sandbox reads only the workspace and system
+/// dirs), or "" over plain HTTP.
+fn ca_in_workspace(t: &Fixture, tls: &Option<Tls>) -> String {
+    let Some(tls) = tls else {
+        return String::new();
+    };
+    let dst = t.ws.join("test-ca.pem");
+    std::fs::copy(&tls.ca, &dst).unwrap();
+    dst.to_str().unwrap().to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,16 +657,13 @@ fn make_crate(tool: &CargoTool, dir: &Path) -> Vec<u8> {
 }
 
 /// config.json, the index file and the download, as a sparse registry serves them.
-fn cargo_registry(krate: &[u8], port: u16) -> HashMap<String, (&'static str, Vec<u8>)> {
+fn cargo_registry(krate: &[u8], base: &str) -> HashMap<String, (&'static str, Vec<u8>)> {
     let mut f = HashMap::new();
     f.insert(
         "/cargo/config.json".to_string(),
         (
             "application/json",
-            format!(
-                "{{\"dl\":\"http://{CRATES}:{port}/cargo/dl/{{crate}}/{{version}}/download\"}}"
-            )
-            .into_bytes(),
+            format!("{{\"dl\":\"{base}/cargo/dl/{{crate}}/{{version}}/download\"}}").into_bytes(),
         ),
     );
     f.insert(
@@ -419,8 +685,8 @@ fn cargo_registry(krate: &[u8], port: u16) -> HashMap<String, (&'static str, Vec
 }
 
 /// A crate depending on `airprobe`, and a CARGO_HOME inside the workspace whose config
-/// replaces crates.io with the test registry.
-fn cargo_workspace(t: &Fixture, port: u16) {
+/// replaces crates.io with the test registry (and trusts the test CA over https).
+fn cargo_workspace(t: &Fixture, s: &Served, ca: &str) {
     std::fs::create_dir_all(t.ws.join("app/src")).unwrap();
     std::fs::write(
         t.ws.join("app/Cargo.toml"),
@@ -430,15 +696,16 @@ fn cargo_workspace(t: &Fixture, port: u16) {
     .unwrap();
     std::fs::write(t.ws.join("app/src/main.rs"), "fn main() {}\n").unwrap();
     std::fs::create_dir_all(t.ws.join("cargo-home")).unwrap();
-    std::fs::write(
-        t.ws.join("cargo-home/config.toml"),
-        format!(
-            "[source.crates-io]\nreplace-with = \"mirror\"\n\
-             [source.mirror]\nregistry = \"sparse+http://{CRATES}:{port}/cargo/\"\n\
-             [net]\nretry = 0\n"
-        ),
-    )
-    .unwrap();
+    let mut config = format!(
+        "[source.crates-io]\nreplace-with = \"mirror\"\n\
+         [source.mirror]\nregistry = \"sparse+{}/cargo/\"\n\
+         [net]\nretry = 0\n",
+        s.base()
+    );
+    if s.scheme == Scheme::Https {
+        config.push_str(&format!("[http]\ncainfo = \"{ca}\"\n"));
+    }
+    std::fs::write(t.ws.join("cargo-home/config.toml"), config).unwrap();
 }
 
 fn cargo_fetch(t: &Fixture, tool: &CargoTool, allow: &[String]) -> Outcome {
@@ -481,44 +748,54 @@ fn cargo_fetch_through_the_proxy() {
     let Some(tool) = cargo_tool() else { return };
     let src = tempfile::tempdir().unwrap();
     let krate = make_crate(&tool, src.path());
+    let tls = Tls::make(src.path());
     // The toolchain is in the current user's home: not run as the unprivileged user.
     for case in cases(&[Mode::Default])
         .into_iter()
         .filter(|c| c.user == User::Current)
     {
-        for allowed in [true, false] {
-            let t = Fixture::new(case);
-            if !landlock_tcp(&t) {
-                return;
-            }
-            let mut reg = Registry::bind();
-            reg.serve(cargo_registry(&krate, reg.port));
-            cargo_workspace(&t, reg.port);
-            t.chown_all();
-            let cached = || find_named(&t.ws.join("cargo-home/registry"), "airprobe-0.1.0.crate");
-            if allowed {
-                let o = cargo_fetch(&t, &tool, &allow_registry(CRATES, &reg));
-                assert_eq!(o.run.code, 0, "{case}: cargo fetch: {}", o.run.stderr);
-                let files = cached();
-                assert_eq!(files.len(), 1, "{case}: {files:?}");
-                assert_eq!(std::fs::read(&files[0]).unwrap(), krate, "{case}");
-                let lock = std::fs::read_to_string(t.ws.join("app/Cargo.lock")).unwrap();
-                assert!(
-                    lock.contains(&format!("checksum = \"{}\"", sha256_hex(&krate))),
-                    "{case}: {lock}"
-                );
-                assert_reached_through_proxy(case, "cargo", &o, &reg, CRATES);
-                let paths: Vec<_> = reg.requests().into_iter().map(|s| s.path).collect();
-                assert!(
-                    paths
-                        .iter()
-                        .any(|p| p == "/cargo/dl/airprobe/0.1.0/download"),
-                    "{case}: {paths:?}"
-                );
-            } else {
-                let o = cargo_fetch(&t, &tool, &allow_other());
-                assert_refused(case, "cargo", &o, &reg, CRATES);
-                assert!(cached().is_empty(), "{case}");
+        for scheme in schemes(&tls) {
+            for allowed in [true, false] {
+                let t = Fixture::new(case);
+                if !landlock_tcp(&t) {
+                    return;
+                }
+                let s = Served::start(CRATES, scheme, tls.as_ref(), |base| {
+                    cargo_registry(&krate, base)
+                });
+                let ca = ca_in_workspace(&t, &tls);
+                cargo_workspace(&t, &s, &ca);
+                t.chown_all();
+                let cached =
+                    || find_named(&t.ws.join("cargo-home/registry"), "airprobe-0.1.0.crate");
+                if allowed {
+                    let o = cargo_fetch(&t, &tool, &s.allow());
+                    assert_eq!(
+                        o.run.code, 0,
+                        "{case} {scheme:?}: cargo fetch: {}",
+                        o.run.stderr
+                    );
+                    let files = cached();
+                    assert_eq!(files.len(), 1, "{case} {scheme:?}: {files:?}");
+                    assert_eq!(std::fs::read(&files[0]).unwrap(), krate, "{case}");
+                    let lock = std::fs::read_to_string(t.ws.join("app/Cargo.lock")).unwrap();
+                    assert!(
+                        lock.contains(&format!("checksum = \"{}\"", sha256_hex(&krate))),
+                        "{case} {scheme:?}: {lock}"
+                    );
+                    assert_reached_through_proxy(case, "cargo", &o, &s);
+                    let paths: Vec<_> = s.reg.requests().into_iter().map(|r| r.path).collect();
+                    assert!(
+                        paths
+                            .iter()
+                            .any(|p| p == "/cargo/dl/airprobe/0.1.0/download"),
+                        "{case} {scheme:?}: {paths:?}"
+                    );
+                } else {
+                    let o = cargo_fetch(&t, &tool, &allow_other());
+                    assert_refused(case, "cargo", &o, &s);
+                    assert!(cached().is_empty(), "{case} {scheme:?}");
+                }
             }
         }
     }
@@ -580,13 +857,18 @@ fn pypi_registry(wheel: &[u8]) -> HashMap<String, (&'static str, Vec<u8>)> {
     f
 }
 
-fn pip_install(t: &Fixture, port: u16, allow: &[String]) -> Outcome {
+fn pip_install(t: &Fixture, s: &Served, ca: &str, allow: &[String]) -> Outcome {
     // PIP_CONFIG_FILE=/dev/null: no pip.conf (a host's find-links or index must not count);
-    // --trusted-host: pip refuses plain-http indexes otherwise; no cache (HOME is read-only).
+    // no cache (HOME is read-only). Plain HTTP needs --trusted-host (pip ignores an insecure
+    // index otherwise); over https the test CA is trusted with --cert.
+    let trust = match s.scheme {
+        Scheme::Http => format!("--trusted-host {}", s.name),
+        Scheme::Https => format!("--cert '{ca}'"),
+    };
     let script = format!(
         "PIP_CONFIG_FILE=/dev/null {PYTHON} -m pip install --no-cache-dir --disable-pip-version-check \
-         --no-input --retries 0 --timeout 20 --trusted-host {PYPI} \
-         --index-url http://{PYPI}:{port}/pypi/simple/ --target pylib airprobe"
+         --no-input --retries 0 --timeout 20 {trust} --index-url {}/pypi/simple/ --target pylib airprobe",
+        s.base()
     );
     install(t, &[], allow, &script)
 }
@@ -602,42 +884,45 @@ fn pip_install_through_the_proxy() {
     }
     let src = tempfile::tempdir().unwrap();
     let wheel = make_wheel(src.path());
+    let tls = Tls::make(src.path());
     for case in cases(&[Mode::Default]) {
-        for allowed in [true, false] {
-            let t = Fixture::new(case);
-            if !landlock_tcp(&t) {
-                return;
-            }
-            let mut reg = Registry::bind();
-            reg.serve(pypi_registry(&wheel));
-            t.chown_all();
-            let module = t.ws.join("pylib/airprobe/__init__.py");
-            if allowed {
-                let o = pip_install(&t, reg.port, &allow_registry(PYPI, &reg));
-                assert_eq!(
-                    o.run.code, 0,
-                    "{case}: pip install: {}{}",
-                    o.run.stdout, o.run.stderr
-                );
-                assert_eq!(
-                    std::fs::read_to_string(&module).unwrap(),
-                    "def probe():\n    return 7\n",
-                    "{case}"
-                );
-                assert!(
-                    t.ws.join("pylib/airprobe-0.1.0.dist-info/RECORD").exists(),
-                    "{case}"
-                );
-                assert_reached_through_proxy(case, "pip", &o, &reg, PYPI);
-                let paths: Vec<_> = reg.requests().into_iter().map(|s| s.path).collect();
-                assert!(
-                    paths.iter().any(|p| p.ends_with(".whl")),
-                    "{case}: {paths:?}"
-                );
-            } else {
-                let o = pip_install(&t, reg.port, &allow_other());
-                assert_refused(case, "pip", &o, &reg, PYPI);
-                assert!(!module.exists(), "{case}");
+        for scheme in schemes(&tls) {
+            for allowed in [true, false] {
+                let t = Fixture::new(case);
+                if !landlock_tcp(&t) {
+                    return;
+                }
+                let s = Served::start(PYPI, scheme, tls.as_ref(), |_| pypi_registry(&wheel));
+                let ca = ca_in_workspace(&t, &tls);
+                t.chown_all();
+                let module = t.ws.join("pylib/airprobe/__init__.py");
+                if allowed {
+                    let o = pip_install(&t, &s, &ca, &s.allow());
+                    assert_eq!(
+                        o.run.code, 0,
+                        "{case} {scheme:?}: pip install: {}{}",
+                        o.run.stdout, o.run.stderr
+                    );
+                    assert_eq!(
+                        std::fs::read_to_string(&module).unwrap(),
+                        "def probe():\n    return 7\n",
+                        "{case} {scheme:?}"
+                    );
+                    assert!(
+                        t.ws.join("pylib/airprobe-0.1.0.dist-info/RECORD").exists(),
+                        "{case} {scheme:?}"
+                    );
+                    assert_reached_through_proxy(case, "pip", &o, &s);
+                    let paths: Vec<_> = s.reg.requests().into_iter().map(|r| r.path).collect();
+                    assert!(
+                        paths.iter().any(|p| p.ends_with(".whl")),
+                        "{case} {scheme:?}: {paths:?}"
+                    );
+                } else {
+                    let o = pip_install(&t, &s, &ca, &allow_other());
+                    assert_refused(case, "pip", &o, &s);
+                    assert!(!module.exists(), "{case} {scheme:?}");
+                }
             }
         }
     }
@@ -681,7 +966,7 @@ fn make_npm_package(dir: &Path) -> (Vec<u8>, String, String) {
 
 fn npm_registry(
     pkg: &(Vec<u8>, String, String),
-    port: u16,
+    base: &str,
 ) -> HashMap<String, (&'static str, Vec<u8>)> {
     let (tgz, integrity, shasum) = pkg;
     let doc = serde_json::json!({
@@ -692,7 +977,7 @@ fn npm_registry(
             "version": "0.1.0",
             "main": "index.js",
             "dist": {
-                "tarball": format!("http://{NPM}:{port}/npm/airprobe/-/airprobe-0.1.0.tgz"),
+                "tarball": format!("{base}/npm/airprobe/-/airprobe-0.1.0.tgz"),
                 "integrity": integrity,
                 "shasum": shasum,
             },
@@ -710,13 +995,18 @@ fn npm_registry(
     f
 }
 
-fn npm_install(t: &Fixture, port: u16, allow: &[String]) -> Outcome {
+fn npm_install(t: &Fixture, s: &Served, ca: &str, allow: &[String]) -> Outcome {
     // npm's cache must be writable (HOME is not); no user/global npmrc; no audit, fund or
     // update check (each would be one more request to the registry).
+    let cafile = match s.scheme {
+        Scheme::Http => String::new(),
+        Scheme::Https => format!("--cafile '{ca}'"),
+    };
     let script = format!(
-        "cd proj && npm install --registry http://{NPM}:{port}/npm/ --cache \"$PWD/../npm-cache\" \
-         --userconfig /dev/null --globalconfig empty-npmrc --no-audit --no-fund --no-update-notifier \
-         --fetch-retries 0 airprobe"
+        "cd proj && npm install --registry {}/npm/ {cafile} --cache \"$PWD/../npm-cache\" \
+         --userconfig /dev/null --globalconfig empty-npmrc --no-audit --no-fund \
+         --no-update-notifier --fetch-retries 0 airprobe",
+        s.base()
     );
     install(t, &[], allow, &script)
 }
@@ -728,50 +1018,54 @@ fn npm_install_through_the_proxy() {
     }
     let src = tempfile::tempdir().unwrap();
     let pkg = make_npm_package(src.path());
+    let tls = Tls::make(src.path());
     for case in cases(&[Mode::Default]) {
-        for allowed in [true, false] {
-            let t = Fixture::new(case);
-            if !landlock_tcp(&t) {
-                return;
-            }
-            let mut reg = Registry::bind();
-            reg.serve(npm_registry(&pkg, reg.port));
-            std::fs::create_dir_all(t.ws.join("proj")).unwrap();
-            std::fs::write(t.ws.join("proj/empty-npmrc"), "").unwrap();
-            std::fs::write(
-                t.ws.join("proj/package.json"),
-                "{\"name\":\"proj\",\"version\":\"1.0.0\",\"private\":true}\n",
-            )
-            .unwrap();
-            t.chown_all();
-            let index = t.ws.join("proj/node_modules/airprobe/index.js");
-            if allowed {
-                let o = npm_install(&t, reg.port, &allow_registry(NPM, &reg));
-                assert_eq!(
-                    o.run.code, 0,
-                    "{case}: npm install: {}{}",
-                    o.run.stdout, o.run.stderr
-                );
-                assert_eq!(
-                    std::fs::read_to_string(&index).unwrap(),
-                    "module.exports = () => 7;\n",
-                    "{case}"
-                );
-                let lock = std::fs::read_to_string(t.ws.join("proj/package-lock.json")).unwrap();
-                assert!(
-                    lock.contains(&pkg.1),
-                    "{case}: integrity not locked: {lock}"
-                );
-                assert_reached_through_proxy(case, "npm", &o, &reg, NPM);
-                let paths: Vec<_> = reg.requests().into_iter().map(|s| s.path).collect();
-                assert!(
-                    paths.iter().any(|p| p.ends_with("airprobe-0.1.0.tgz")),
-                    "{case}: {paths:?}"
-                );
-            } else {
-                let o = npm_install(&t, reg.port, &allow_other());
-                assert_refused(case, "npm", &o, &reg, NPM);
-                assert!(!index.exists(), "{case}");
+        for scheme in schemes(&tls) {
+            for allowed in [true, false] {
+                let t = Fixture::new(case);
+                if !landlock_tcp(&t) {
+                    return;
+                }
+                let s = Served::start(NPM, scheme, tls.as_ref(), |base| npm_registry(&pkg, base));
+                let ca = ca_in_workspace(&t, &tls);
+                std::fs::create_dir_all(t.ws.join("proj")).unwrap();
+                std::fs::write(t.ws.join("proj/empty-npmrc"), "").unwrap();
+                std::fs::write(
+                    t.ws.join("proj/package.json"),
+                    "{\"name\":\"proj\",\"version\":\"1.0.0\",\"private\":true}\n",
+                )
+                .unwrap();
+                t.chown_all();
+                let index = t.ws.join("proj/node_modules/airprobe/index.js");
+                if allowed {
+                    let o = npm_install(&t, &s, &ca, &s.allow());
+                    assert_eq!(
+                        o.run.code, 0,
+                        "{case} {scheme:?}: npm install: {}{}",
+                        o.run.stdout, o.run.stderr
+                    );
+                    assert_eq!(
+                        std::fs::read_to_string(&index).unwrap(),
+                        "module.exports = () => 7;\n",
+                        "{case} {scheme:?}"
+                    );
+                    let lock =
+                        std::fs::read_to_string(t.ws.join("proj/package-lock.json")).unwrap();
+                    assert!(
+                        lock.contains(&pkg.1),
+                        "{case} {scheme:?}: integrity not locked: {lock}"
+                    );
+                    assert_reached_through_proxy(case, "npm", &o, &s);
+                    let paths: Vec<_> = s.reg.requests().into_iter().map(|r| r.path).collect();
+                    assert!(
+                        paths.iter().any(|p| p.ends_with("airprobe-0.1.0.tgz")),
+                        "{case} {scheme:?}: {paths:?}"
+                    );
+                } else {
+                    let o = npm_install(&t, &s, &ca, &allow_other());
+                    assert_refused(case, "npm", &o, &s);
+                    assert!(!index.exists(), "{case} {scheme:?}");
+                }
             }
         }
     }
