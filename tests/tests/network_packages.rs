@@ -224,6 +224,10 @@ impl Tls {
             "openssl",
             &["version"],
             "the https:// half of the package tests (no openssl)",
+        ) || !have(
+            PYTHON,
+            &["-c", "import ssl"],
+            "the https:// half of the package tests (no Python ssl for the TLS front)",
         ) {
             return None;
         }
