@@ -345,7 +345,10 @@ fn relay_response(mut upstream: TcpStream, mut client: TcpStream) -> u64 {
         };
         let Some(end) = end else { break };
         let head = &buf[..end];
-        let interim = head.starts_with(b"HTTP/1.1 1") || head.starts_with(b"HTTP/1.0 1");
+        // 1xx heads other than 101 (which the stripped `Connection: upgrade` never asks for,
+        // and which would end HTTP on the connection) precede the final one.
+        let status = head.get(9..12).unwrap_or_default();
+        let interim = head.starts_with(b"HTTP/1.") && status.starts_with(b"1") && status != b"101";
         let out = if interim {
             buf[..end + 4].to_vec()
         } else {
@@ -717,6 +720,34 @@ mod tests {
         assert_eq!(
             close_head(head),
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// Interim `100 Continue` passes unchanged; the final head gets `Connection: close`.
+    #[test]
+    fn interim_heads_pass_and_the_final_one_closes() {
+        let pair = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (b, _) = l.accept().unwrap();
+            (a, b)
+        };
+        let (mut target, upstream) = pair();
+        let (client, mut client_peer) = pair();
+        let sent = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        target.write_all(sent).unwrap();
+        drop(target);
+        let received = relay_response(upstream, client);
+        let mut got = String::new();
+        client_peer.read_to_string(&mut got).unwrap();
+        assert_eq!(
+            got,
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        );
+        assert_eq!(
+            received,
+            sent.len() as u64,
+            "bytes down count what the target sent"
         );
     }
 
