@@ -338,6 +338,8 @@ pub enum AddRuleError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
 }
 
 /// The `table.key` a rule of this category and verdict goes to.
@@ -366,6 +368,83 @@ pub fn add_rule(
     verdict: Verdict,
     pattern: &str,
 ) -> Result<(), AddRuleError> {
+    let text = crate::load::read_policy_text(path)?;
+    if let Some(new_text) = with_rule(text.as_deref(), path, category, verdict, pattern)? {
+        write_policy(path, &new_text)?;
+    }
+    Ok(())
+}
+
+/// What [`add_workspace_rule`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceRule {
+    /// The workspace policy file.
+    pub path: PathBuf,
+    /// `false` when the rule was there already (nothing written).
+    pub added: bool,
+    /// Whether the file is trusted now, i.e. whether its loosening rules (like this one) apply.
+    pub trusted: bool,
+}
+
+/// Appends a rule to the workspace policy (`.airlock/policy.toml`) because the user chose it in
+/// an approval, keeping comments and layout.
+///
+/// Trust: a workspace policy's loosening rules apply only while its exact content is trusted.
+/// If the file as read here was trusted (or did not exist), the trust is moved to the new
+/// content: the only difference between the trusted text and the new one is the rule the user
+/// just chose, so nothing the user has not approved becomes trusted. The old content is read
+/// once, and the new content is derived from exactly that text. Otherwise the file stays
+/// untrusted and the new rule applies after `airlock policy trust`.
+pub fn add_workspace_rule(
+    paths: &crate::PolicyPaths,
+    category: RuleCategory,
+    verdict: Verdict,
+    pattern: &str,
+) -> Result<WorkspaceRule, AddRuleError> {
+    let path = paths.workspace_policy();
+    let old = crate::load::read_policy_text(&path)?;
+    let was_trusted = match &old {
+        None => true,
+        // An unreadable or corrupt trust store trusts nothing.
+        Some(text) => crate::trust::is_trusted(
+            &paths.trust_store,
+            &path,
+            &crate::trust::file_sha256(text.as_bytes()),
+        )
+        .unwrap_or(false),
+    };
+    let Some(new_text) = with_rule(old.as_deref(), &path, category, verdict, pattern)? else {
+        return Ok(WorkspaceRule {
+            path,
+            added: false,
+            trusted: was_trusted && old.is_some(),
+        });
+    };
+    write_policy(&path, &new_text)?;
+    if was_trusted {
+        crate::trust::pin(
+            &paths.trust_store,
+            &path,
+            &crate::trust::file_sha256(new_text.as_bytes()),
+        )?;
+    }
+    Ok(WorkspaceRule {
+        path,
+        added: true,
+        trusted: was_trusted,
+    })
+}
+
+/// `text` (a policy file's content, `None` when the file does not exist) with one more rule,
+/// or `None` when the rule is there already. Refuses to build on an invalid file and never
+/// returns a text that would not validate.
+pub fn with_rule(
+    text: Option<&str>,
+    path: &Path,
+    category: RuleCategory,
+    verdict: Verdict,
+    pattern: &str,
+) -> Result<Option<String>, AddRuleError> {
     let (table, key) =
         rule_key(category, verdict).ok_or(AddRuleError::Unsupported { category, verdict })?;
     let pattern = pattern.trim();
@@ -375,9 +454,9 @@ pub fn add_rule(
         RuleCategory::Network => crate::eval::DomainRule::parse(pattern).map(|_| ()),
     };
     valid.map_err(AddRuleError::InvalidPattern)?;
-    let text = crate::load::read_policy_text(path)?.unwrap_or_else(|| "version = 1\n".to_owned());
+    let text = text.unwrap_or("version = 1\n");
     // Never build on an invalid file: the user has to fix it first.
-    file::parse(&text).map_err(|errors| PolicyError::Invalid {
+    file::parse(text).map_err(|errors| PolicyError::Invalid {
         path: path.to_path_buf(),
         errors,
     })?;
@@ -398,7 +477,7 @@ pub fn add_rule(
         .as_array_mut()
         .ok_or_else(|| edit_err(format!("`{table}.{key}` is not an array")))?;
     if array.iter().any(|v| v.as_str() == Some(pattern)) {
-        return Ok(());
+        return Ok(None);
     }
     array.push(pattern);
     let new_text = doc.to_string();
@@ -406,17 +485,14 @@ pub fn add_rule(
         path: path.to_path_buf(),
         errors,
     })?;
-    let write_err = |source| AddRuleError::Write {
+    Ok(Some(new_text))
+}
+
+fn write_policy(path: &Path, text: &str) -> Result<(), AddRuleError> {
+    crate::atomic::write(path, text.as_bytes()).map_err(|source| AddRuleError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, new_text).map_err(write_err)?;
-    std::fs::rename(&tmp, path).map_err(write_err)?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -525,5 +601,61 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "version = 1\nbogus = 1\n"
         );
+    }
+
+    #[test]
+    fn workspace_rule_moves_trust_only_from_trusted_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::PolicyPaths {
+            workspace_root: dir.path().join("ws"),
+            user_policy: dir.path().join("user.toml"),
+            managed_policy: dir.path().join("managed.toml"),
+            trust_store: dir.path().join("trust.json"),
+        };
+        let file = paths.workspace_policy();
+        let trusted_now = || {
+            let text = std::fs::read(&file).unwrap();
+            crate::trust::is_trusted(
+                &paths.trust_store,
+                &file,
+                &crate::trust::file_sha256(&text),
+            )
+            .unwrap()
+        };
+        // Untrusted file: the rule is written, trust is not granted.
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "version = 1 # mine\n").unwrap();
+        let r = add_workspace_rule(&paths, RuleCategory::Command, Verdict::Allow, "make").unwrap();
+        assert_eq!((r.added, r.trusted), (true, false));
+        assert!(!trusted_now());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "version = 1 # mine\n\n[commands]\nallow = [\"make\"]\n"
+        );
+        // Trusted file: trust follows the user's own edit.
+        crate::trust_workspace(&paths).unwrap();
+        let r = add_workspace_rule(&paths, RuleCategory::Network, Verdict::Allow, "x.test:443")
+            .unwrap();
+        assert_eq!((r.added, r.trusted), (true, true));
+        assert!(trusted_now());
+        let loaded = crate::load(&paths).unwrap();
+        assert!(loaded.workspace_trusted);
+        assert_eq!(
+            loaded.policy.decide_domain("x.test", Some(443)).verdict,
+            Verdict::Allow
+        );
+        // Again: nothing to write.
+        let r = add_workspace_rule(&paths, RuleCategory::Network, Verdict::Allow, "x.test:443")
+            .unwrap();
+        assert_eq!((r.added, r.trusted), (false, true));
+        // Changed behind our back: no longer trusted, and adding a rule does not re-trust it.
+        std::fs::write(&file, "version = 1\n[network]\nallow = [\"*\"]\n").unwrap();
+        let r = add_workspace_rule(&paths, RuleCategory::Command, Verdict::Allow, "ls").unwrap();
+        assert!(!r.trusted);
+        assert!(!trusted_now());
+        // Missing file: created with only the user's rule, and trusted.
+        std::fs::remove_file(&file).unwrap();
+        let r = add_workspace_rule(&paths, RuleCategory::Command, Verdict::Allow, "ls").unwrap();
+        assert!(r.trusted && trusted_now());
     }
 }

@@ -13,6 +13,7 @@
 //! - **Commands are split, never trusted whole.** [`Policy::decide_command`] parses the command
 //!   line with a real shell parser and decides every part; anything not understood is `ask`.
 
+mod atomic;
 mod editor;
 mod eval;
 mod file;
@@ -29,8 +30,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use editor::{
-    AddRuleError, Completion, DiagnosticSeverity, PolicyDiagnostic, RuleCategory, add_rule,
-    completions, diagnostics, hover, loosening_diagnostics, rule_key,
+    AddRuleError, Completion, DiagnosticSeverity, PolicyDiagnostic, RuleCategory, WorkspaceRule,
+    add_rule, add_workspace_rule, completions, diagnostics, hover, loosening_diagnostics,
+    rule_key, with_rule,
 };
 pub use eval::{DomainRule, Policy, builtin_protected_paths};
 pub use file::{FileError, MAX_POLICY_BYTES, check_text};

@@ -102,29 +102,29 @@ pub fn trust_workspace(paths: &PolicyPaths) -> Result<(PathBuf, String), TrustEr
         errors,
     })?;
     let sha = file_sha256(text.as_bytes());
-    let mut store = read_store(&paths.trust_store)?;
+    pin(&paths.trust_store, &policy_file, &sha)?;
+    Ok((policy_file, sha))
+}
+
+/// Records `sha256` as the trusted content of `policy_file` (replacing any earlier record).
+pub(crate) fn pin(trust_store: &Path, policy_file: &Path, sha256: &str) -> Result<(), TrustError> {
+    let mut store = read_store(trust_store)?;
     store.version = 1;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     store.workspaces.insert(
-        key(&policy_file),
+        key(policy_file),
         Record {
-            sha256: sha.clone(),
+            sha256: sha256.to_owned(),
             trusted_at_unix: now,
         },
     );
     let write_err = |source| TrustError::Write {
-        path: paths.trust_store.clone(),
+        path: trust_store.to_path_buf(),
         source,
     };
-    if let Some(dir) = paths.trust_store.parent() {
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-    }
     let json =
         serde_json::to_vec_pretty(&store).map_err(|e| write_err(std::io::Error::other(e)))?;
-    let tmp = paths.trust_store.with_extension("json.tmp");
-    std::fs::write(&tmp, json).map_err(write_err)?;
-    std::fs::rename(&tmp, &paths.trust_store).map_err(write_err)?;
-    Ok((policy_file, sha))
+    crate::atomic::write(trust_store, &json).map_err(write_err)
 }
