@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use airlock_policy::{Decision, Layer, Verdict};
 
 use crate::target::{explicitly_allows, is_internal, normalize_host, parse_ip_literal};
-use crate::{Attempt, ProxyConfig, Via};
+use crate::{Attempt, DecidedBy, ProxyConfig, Via};
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -74,6 +74,7 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
         verdict: Verdict::Deny,
         rule: None,
         layer: Layer::Builtin,
+        by: DecidedBy::Policy,
         addr: None,
         bytes_up: 0,
         bytes_down: 0,
@@ -114,8 +115,9 @@ pub(crate) fn serve(mut client: TcpStream, config: &ProxyConfig) {
         }
     }
 
-    let (host, addrs, d) = decide(&raw_host, port, config);
+    let (host, addrs, d, by) = decide(&raw_host, port, config);
     attempt.host = host.clone();
+    attempt.by = by;
     attempt.rule = d.rule.clone();
     attempt.layer = d.layer;
     let Some(addrs) = addrs else {
@@ -412,11 +414,52 @@ pub(crate) fn connect(
     Err(last_err)
 }
 
-/// Decides `host:port`; on allow, also returns the addresses that may be connected to.
+/// Decides `host:port` (asking the owner for an `ask` verdict, see [`ask_owner`]); on allow,
+/// also returns the addresses that may be connected to.
 pub(crate) fn decide(
     raw: &str,
     port: u16,
     config: &ProxyConfig,
+) -> (String, Option<Vec<SocketAddr>>, Decision, DecidedBy) {
+    let mut by = DecidedBy::Policy;
+    let (host, addrs, d) = decide_inner(raw, port, config, &mut by);
+    (host, addrs, d, by)
+}
+
+/// `ask`: hands the question to the owner and waits (on this connection's thread) at most
+/// `ask_timeout`. No owner, no answer, or a dropped question: deny.
+fn ask_owner(host: &str, port: u16, d: Decision, config: &ProxyConfig) -> (Decision, DecidedBy) {
+    let Some(ask) = &config.ask else {
+        return (as_denial(d), DecidedBy::Policy);
+    };
+    let rx = ask(host, port, &d);
+    let base = d.rule.clone().unwrap_or_default();
+    let (verdict, by, how) = match rx.recv_timeout(config.ask_timeout) {
+        Ok(a) if a.allow => (Verdict::Allow, a.by, "allowed"),
+        Ok(a) => (Verdict::Deny, a.by, "denied"),
+        Err(_) => (Verdict::Deny, DecidedBy::Timeout, "denied"),
+    };
+    let why = match by {
+        DecidedBy::Timeout => match config.ask_timeout.as_millis() {
+            ms if ms % 1000 == 0 => format!("no answer within {} s, denied", ms / 1000),
+            ms => format!("no answer within {ms} ms, denied"),
+        },
+        DecidedBy::Session => format!("{how} by the user earlier this session"),
+        _ => format!("{how} by the user"),
+    };
+    let d = Decision {
+        verdict,
+        rule: Some(format!("{base} (ask: {why})")),
+        ..d
+    };
+    (d, by)
+}
+
+fn decide_inner(
+    raw: &str,
+    port: u16,
+    config: &ProxyConfig,
+    by: &mut DecidedBy,
 ) -> (String, Option<Vec<SocketAddr>>, Decision) {
     let refuse = |rule: String| Decision {
         verdict: Verdict::Deny,
@@ -434,7 +477,8 @@ pub(crate) fn decide(
         if explicitly_allows(&d) {
             return (canon, Some(vec![SocketAddr::new(ip, port)]), d);
         }
-        if d.verdict == Verdict::Allow {
+        if d.verdict != Verdict::Deny {
+            // Also for `ask`: an address is opened by a rule naming it, never by a question.
             let r = format!(
                 "builtin: IP-literal targets need an exact allow rule for the address (`{canon}` matched only {})",
                 d.rule.as_deref().unwrap_or("a default")
@@ -443,7 +487,10 @@ pub(crate) fn decide(
         }
         return (canon, None, as_denial(d));
     }
-    let d = (config.decide)(&host, port);
+    let mut d = (config.decide)(&host, port);
+    if d.verdict == Verdict::Ask {
+        (d, *by) = ask_owner(&host, port, d, config);
+    }
     if d.verdict != Verdict::Allow {
         return (host, None, as_denial(d));
     }

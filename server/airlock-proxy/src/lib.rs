@@ -16,8 +16,13 @@
 //!   `Content-Length`, differing lengths). One request per client connection: exactly its body
 //!   is forwarded (anything pipelined after it is dropped, never sent to the target unchecked),
 //!   and both the target and the client are told `Connection: close`.
-//! - **Every attempt is an [`Attempt`]** (host, port, verdict, rule, bytes up/down, duration)
-//!   handed to the caller's event function once the connection ends.
+//! - **`ask` holds the connection, never the caller.** When the policy says `ask` and the
+//!   owner gave an [`AskFn`] (`airlock serve`), the connection's own thread waits for the
+//!   owner's answer at most [`ProxyConfig::ask_timeout`]; no answer is a denial. Without one
+//!   (`airlock exec`: nobody to ask) `ask` is a denial at once. IP-literal targets are never
+//!   asked about: they need an exact allow rule.
+//! - **Every attempt is an [`Attempt`]** (host, port, verdict, rule, who decided, bytes
+//!   up/down, duration) handed to the caller's event function once the connection ends.
 
 mod http;
 mod socks;
@@ -36,6 +41,42 @@ pub use target::{HostRule, explicitly_allows, is_internal, normalize_host, parse
 pub type DecideFn = dyn Fn(&str, u16) -> Decision + Send + Sync;
 /// Receives one record per attempt, when the attempt ends.
 pub type EventFn = dyn Fn(Attempt) + Send + Sync;
+/// Asks the proxy's owner about an `ask` verdict for `(host, port)` (the decision carries the
+/// rule). Called on the connection's thread; must not block: it hands the question over and
+/// returns where the answer will arrive. A dropped sender is a denial.
+pub type AskFn = dyn Fn(&str, u16, &Decision) -> std::sync::mpsc::Receiver<AskAnswer> + Send + Sync;
+
+/// The owner's answer to an `ask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskAnswer {
+    pub allow: bool,
+    /// [`DecidedBy::User`] or [`DecidedBy::Session`] (remembered from an earlier answer).
+    pub by: DecidedBy,
+}
+
+/// Who decided an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The policy's rules (also `ask` where nobody can be asked, which is a denial).
+    Policy,
+    /// The user, asked for this connection.
+    User,
+    /// The user's earlier "allow for this session" (or "deny").
+    Session,
+    /// Nobody answered within the ask timeout: denied.
+    Timeout,
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Policy => "policy",
+            DecidedBy::User => "user",
+            DecidedBy::Session => "session",
+            DecidedBy::Timeout => "timeout",
+        }
+    }
+}
 
 /// How a client asked for the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +108,8 @@ pub struct Attempt {
     /// The deciding rule, e.g. `network.allow "crates.io"` or `builtin: ...`.
     pub rule: Option<String>,
     pub layer: Layer,
+    /// Who decided: the policy, or (for an `ask`) the user, their session choice, or the timeout.
+    pub by: DecidedBy,
     /// The address connected to (allowed attempts that reached the target).
     pub addr: Option<SocketAddr>,
     /// Client → target bytes (after the proxy handshake).
@@ -126,6 +169,10 @@ pub struct ProxyConfig {
     pub resolver: Resolver,
     /// Timeout for connecting to a target.
     pub connect_timeout: Duration,
+    /// Who answers `ask` verdicts; `None`: `ask` is denied (nobody to ask).
+    pub ask: Option<Arc<AskFn>>,
+    /// How long a connection waits for the answer to an `ask` before it is denied.
+    pub ask_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -135,6 +182,8 @@ impl ProxyConfig {
             events,
             resolver: Resolver::default(),
             connect_timeout: Duration::from_secs(10),
+            ask: None,
+            ask_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -271,6 +320,9 @@ pub fn format_attempt(a: &Attempt) -> String {
         a.bytes_down,
         a.duration.as_secs_f64() * 1e3
     );
+    if a.by != DecidedBy::Policy {
+        s.push_str(&format!(" decided by {}", a.by.as_str()));
+    }
     if let Some(addr) = a.addr {
         s.push_str(&format!(" to {addr}"));
     }
@@ -288,5 +340,124 @@ impl Drop for Proxy {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn rule(verdict: Verdict, rule: &str) -> Decision {
+        Decision {
+            verdict,
+            rule: Some(rule.into()),
+            layer: Layer::User,
+            source: None,
+        }
+    }
+
+    fn get(proxy: &Proxy, host: &str, port: u16) -> String {
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        write!(
+            c,
+            "GET http://{host}:{port}/ HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn ask_waits_for_the_owner_and_times_out_to_deny() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for c in server.incoming() {
+                let Ok(mut c) = c else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                let mut b = [0u8; 1024];
+                let _ = c.read(&mut b);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        let decide: Arc<DecideFn> = Arc::new(|host: &str, _| {
+            if host == "127.0.0.1" {
+                rule(Verdict::Allow, "network.allow \"127.0.0.1\"")
+            } else {
+                rule(Verdict::Ask, "network.default = \"ask\"")
+            }
+        });
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let a2 = attempts.clone();
+        let events: Arc<EventFn> = Arc::new(move |a: Attempt| a2.lock().unwrap().push(a));
+        // Questions nobody answers are kept here, so their senders stay alive.
+        let unanswered = Arc::new(Mutex::new(Vec::new()));
+        let u2 = unanswered.clone();
+        let ask: Arc<AskFn> = Arc::new(move |host: &str, _, _: &Decision| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            match host {
+                "yes.test" => tx
+                    .send(AskAnswer {
+                        allow: true,
+                        by: DecidedBy::User,
+                    })
+                    .unwrap(),
+                "no.test" => tx
+                    .send(AskAnswer {
+                        allow: false,
+                        by: DecidedBy::Session,
+                    })
+                    .unwrap(),
+                _ => u2.lock().unwrap().push(tx),
+            }
+            rx
+        });
+        let mut config = ProxyConfig::new(decide, events);
+        config.resolver =
+            Resolver::parse_overrides("yes.test=127.0.0.1,no.test=127.0.0.1,slow.test=127.0.0.1")
+                .unwrap();
+        config.ask = Some(ask);
+        config.ask_timeout = Duration::from_millis(300);
+        let proxy = Proxy::start(config).unwrap();
+
+        assert!(get(&proxy, "yes.test", port).ends_with("ok"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let no = get(&proxy, "no.test", port);
+        assert!(
+            no.starts_with("HTTP/1.1 403") && no.contains("denied by the user earlier"),
+            "{no}"
+        );
+        let slow = get(&proxy, "slow.test", port);
+        assert!(slow.contains("(ask: no answer within 300 ms, denied)"), "{slow}");
+        assert!(slow.starts_with("HTTP/1.1 403"), "{slow}");
+        // IP literals are never asked about.
+        let ip = get(&proxy, "10.1.2.3", port);
+        assert!(ip.contains("IP-literal targets need an exact allow rule"), "{ip}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "denied requests never arrive");
+        proxy.shutdown(Duration::from_secs(2));
+        let mut by: Vec<_> = attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| (a.host.clone(), a.verdict, a.by))
+            .collect();
+        by.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            by,
+            [
+                ("10.1.2.3".into(), Verdict::Deny, DecidedBy::Policy),
+                ("no.test".into(), Verdict::Deny, DecidedBy::Session),
+                ("slow.test".into(), Verdict::Deny, DecidedBy::Timeout),
+                ("yes.test".into(), Verdict::Allow, DecidedBy::User),
+            ]
+        );
+        assert_eq!(unanswered.lock().unwrap().len(), 1);
     }
 }

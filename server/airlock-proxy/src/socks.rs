@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use airlock_policy::{Layer, Verdict};
 
 use crate::http::{connect, decide, relay};
-use crate::{Attempt, ProxyConfig, Via};
+use crate::{Attempt, DecidedBy, ProxyConfig, Via};
 
 pub(crate) fn serve(mut c: TcpStream, config: &ProxyConfig, start: Instant) {
     let Ok((host, port)) = handshake(&mut c) else {
@@ -22,14 +22,16 @@ pub(crate) fn serve(mut c: TcpStream, config: &ProxyConfig, start: Instant) {
         verdict: Verdict::Deny,
         rule: None,
         layer: Layer::Builtin,
+        by: DecidedBy::Policy,
         addr: None,
         bytes_up: 0,
         bytes_down: 0,
         duration: Duration::ZERO,
         error: None,
     };
-    let (norm, addrs, d) = decide(&host, port, config);
+    let (norm, addrs, d, by) = decide(&host, port, config);
     attempt.host = norm;
+    attempt.by = by;
     attempt.rule = d.rule;
     attempt.layer = d.layer;
     let finish = |mut a: Attempt| {

@@ -71,6 +71,10 @@ pub enum EventKind {
     /// A policy file loaded with a warning (e.g. an untrusted workspace layer).
     #[serde(rename = "policy.warning")]
     PolicyWarning,
+    /// An approval's "always" wrote a rule; subject: the rule (`commands.allow "cargo test"`);
+    /// fields: `target` (user/workspace), `path`, `trusted` (whether it applies now).
+    #[serde(rename = "policy.rule_added")]
+    PolicyRuleAdded,
     /// The sandbox protections in force; subject: what is sandboxed; fields: `kernel`.
     #[serde(rename = "sandbox.level")]
     SandboxLevel,
@@ -106,6 +110,7 @@ impl EventKind {
         EventKind::PolicyLoaded,
         EventKind::PolicyError,
         EventKind::PolicyWarning,
+        EventKind::PolicyRuleAdded,
         EventKind::SandboxLevel,
         EventKind::AuditError,
         EventKind::AuditGap,
@@ -135,6 +140,7 @@ impl EventKind {
             EventKind::PolicyLoaded => "policy.loaded",
             EventKind::PolicyError => "policy.error",
             EventKind::PolicyWarning => "policy.warning",
+            EventKind::PolicyRuleAdded => "policy.rule_added",
             EventKind::SandboxLevel => "sandbox.level",
             EventKind::AuditError => "audit.error",
             EventKind::AuditGap => "audit.gap",
