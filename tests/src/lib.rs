@@ -216,6 +216,12 @@ pub struct Lsp {
     pending_responses: HashMap<i64, Value>,
 }
 
+/// What a [`Responder`] returns to leave a server request unanswered (an editor whose user
+/// never clicks): the harness sends no response at all.
+pub fn no_reply() -> Value {
+    json!({"airlock-e2e": "no reply"})
+}
+
 /// Default answers: apply edits, pick the first message action, allow once.
 pub fn default_responder() -> Responder {
     Box::new(|method, params, editor| match method {
@@ -370,7 +376,9 @@ impl Lsp {
             (Some(id), Some(method)) => {
                 let method = method.as_str().unwrap_or_default().to_owned();
                 let result = (self.responder)(&method, &msg["params"], &mut self.editor);
-                self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}))?;
+                if result != no_reply() {
+                    self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}))?;
+                }
                 for uri in std::mem::take(&mut self.editor.changed) {
                     let (version, text) = self.editor.docs[&uri].clone();
                     self.notify(

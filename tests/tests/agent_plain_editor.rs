@@ -43,7 +43,7 @@ fn plain_lsp_client_gets_progress_log_lines_and_message_request_approvals() -> a
             .is_some_and(|m| m.contains("echo approved-by-message-request"))
     })?;
     assert!(
-        asked["actions"].as_array().is_some_and(|a| a.len() == 4),
+        asked["actions"].as_array().is_some_and(|a| a.len() == 5),
         "{asked}"
     );
     lsp.wait_for("window/logMessage", |p| {

@@ -173,6 +173,9 @@ pub struct ApprovalParams {
     pub subject: String,
     pub rule: Option<String>,
     pub layer: Option<String>,
+    /// The rule "always" writes, e.g. `commands.allow "cargo test"`; `null` when no rule can
+    /// express the question (then "always" lasts for this session).
+    pub always_rule: Option<String>,
     pub options: Vec<String>,
 }
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,6 +34,9 @@ pub struct ServeConfig {
     pub agent_override: Option<Vec<String>>,
     /// The user's `config.toml`, already parsed (agent command etc.).
     pub user_settings: settings::Settings,
+    /// Name resolution of the agent terminals' egress proxy. Fixed answers only in tests
+    /// (`AIRLOCK_TEST_RESOLVE`, read by the CLI; docs/network.md).
+    pub proxy_resolver: airlock_proxy::Resolver,
 }
 
 /// How the session ended, for the process exit code (LSP: 0 after `shutdown`, 1 otherwise).

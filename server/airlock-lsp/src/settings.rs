@@ -17,6 +17,26 @@ pub struct Settings {
     pub log: Option<String>,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub approvals: ApprovalSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ApprovalSettings {
+    /// How long a connection through the egress proxy waits for the user to answer an `ask`
+    /// before it is denied (default 60 s).
+    #[serde(default)]
+    pub network_timeout_secs: Option<u64>,
+}
+
+impl ApprovalSettings {
+    pub const DEFAULT_NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    pub fn network_timeout(&self) -> std::time::Duration {
+        self.network_timeout_secs
+            .map_or(Self::DEFAULT_NETWORK_TIMEOUT, std::time::Duration::from_secs)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -86,6 +106,9 @@ impl Settings {
             self.log = from_editor.log;
         }
         self.telemetry.content |= from_editor.telemetry.content;
+        if from_editor.approvals.network_timeout_secs.is_some() {
+            self.approvals.network_timeout_secs = from_editor.approvals.network_timeout_secs;
+        }
         Ok(())
     }
 }

@@ -375,6 +375,16 @@ pub fn add_rule(
     Ok(())
 }
 
+/// Whether `pattern` is a valid rule of this category (a glob, an argv prefix without shell
+/// syntax, a host pattern); the error says why not.
+pub fn validate_rule(category: RuleCategory, pattern: &str) -> Result<(), String> {
+    match category {
+        RuleCategory::Read | RuleCategory::Write => crate::glob::validate(pattern),
+        RuleCategory::Command => crate::eval::validate_command_rule(pattern),
+        RuleCategory::Network => crate::eval::DomainRule::parse(pattern).map(|_| ()),
+    }
+}
+
 /// What [`add_workspace_rule`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceRule {
@@ -448,12 +458,7 @@ pub fn with_rule(
     let (table, key) =
         rule_key(category, verdict).ok_or(AddRuleError::Unsupported { category, verdict })?;
     let pattern = pattern.trim();
-    let valid = match category {
-        RuleCategory::Read | RuleCategory::Write => crate::glob::validate(pattern),
-        RuleCategory::Command => crate::eval::validate_command_rule(pattern),
-        RuleCategory::Network => crate::eval::DomainRule::parse(pattern).map(|_| ()),
-    };
-    valid.map_err(AddRuleError::InvalidPattern)?;
+    validate_rule(category, pattern).map_err(AddRuleError::InvalidPattern)?;
     let text = text.unwrap_or("version = 1\n");
     // Never build on an invalid file: the user has to fix it first.
     file::parse(text).map_err(|errors| PolicyError::Invalid {

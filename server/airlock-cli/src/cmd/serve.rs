@@ -37,6 +37,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .agent
             .map(|a| a.split_whitespace().map(str::to_owned).collect()),
         user_settings,
+        proxy_resolver: match std::env::var("AIRLOCK_TEST_RESOLVE") {
+            // Test-only (docs/network.md): fixed answers so tests can point names at 127.0.0.1.
+            Ok(spec) => airlock_proxy::Resolver::parse_overrides(&spec)
+                .map_err(|e| anyhow::anyhow!("AIRLOCK_TEST_RESOLVE: {e}"))?,
+            Err(_) => airlock_proxy::Resolver::default(),
+        },
     };
     // Two worker threads: the machines this runs on are small and the server is I/O bound.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -14,6 +14,7 @@ use airlock_telemetry::{Event, EventKind};
 use tower_lsp_server::ls_types::*;
 
 use crate::documents::{offset_of, position_of};
+use crate::handlers::approvals::AlwaysRule;
 use crate::main_loop::{DiagnosticSource, State};
 
 #[derive(Default)]
@@ -64,11 +65,11 @@ pub fn load_policy(state: &mut State) {
                     .field("message", w.message.clone()),
                 );
             }
-            crate::handlers::terminals::policy_changed(state);
             state.policy = PolicyState {
                 policy: Some(Arc::new(loaded.policy)),
                 workspace_trusted: loaded.workspace_trusted,
             };
+            crate::handlers::terminals::policy_changed(state);
         }
         Err(err) => {
             let had_policy = state.policy.policy.is_some();
@@ -246,39 +247,207 @@ fn no_workspace() -> Decision {
     }
 }
 
-/// "Always allow" from an approval: written to the user policy layer, then reloaded.
-pub fn allow_always(state: &mut State, command_line: &str) {
-    let path = state.config.user_policy.clone();
-    match policy::add_rule(
-        &path,
-        policy::RuleCategory::Command,
-        Verdict::Allow,
-        command_line,
-    ) {
-        Ok(()) => {
-            tracing::info!(
-                "added `{command_line}` to commands.allow in {}",
-                path.display()
-            );
-            load_policy(state);
+/// Where "always" writes its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleTarget {
+    /// `~/.config/airlock/policy.toml`: applies at once, to every workspace.
+    User,
+    /// `.airlock/policy.toml`: applies at once only if the file was trusted (trust moves to
+    /// the new content, see `airlock_policy::add_workspace_rule`); otherwise after
+    /// `airlock policy trust`.
+    Workspace,
+}
+
+/// "Always allow" from an approval: the rule is written (comments and layout of the file
+/// kept, atomically), the policy reloaded, and a `policy.rule_added` event emitted. Failures
+/// are shown to the user; the approval itself still holds for this session.
+pub fn allow_always(state: &mut State, rule: &AlwaysRule, target: RuleTarget) {
+    let described = rule.describe();
+    let written = match target {
+        RuleTarget::User => {
+            let path = state.config.user_policy.clone();
+            policy::add_rule(&path, rule.category, Verdict::Allow, &rule.pattern)
+                .map(|()| (path, true))
         }
+        RuleTarget::Workspace => match paths(state) {
+            None => Err(policy::AddRuleError::Edit {
+                path: PathBuf::from(".airlock/policy.toml"),
+                message: "no workspace is open".into(),
+            }),
+            Some(paths) => {
+                policy::add_workspace_rule(&paths, rule.category, Verdict::Allow, &rule.pattern)
+                    .map(|w| (w.path, w.trusted))
+            }
+        },
+    };
+    let (path, trusted) = match written {
+        Ok(w) => w,
         Err(e) => {
+            tracing::warn!("could not save {described}: {e}");
             if let Some(out) = state.out() {
                 out.show(
                     MessageType::WARNING,
-                    format!("airlock: could not save the rule: {e}"),
+                    format!(
+                        "airlock: could not save the rule {described}: {e}\nIt is allowed for \
+                         this session only."
+                    ),
                 );
             }
+            return;
         }
+    };
+    tracing::info!("added {described} to {}", path.display());
+    state.emit(
+        Event::new(EventKind::PolicyRuleAdded, described.clone())
+            .field(
+                "target",
+                match target {
+                    RuleTarget::User => "user",
+                    RuleTarget::Workspace => "workspace",
+                },
+            )
+            .field("path", path.display().to_string())
+            .field("trusted", trusted),
+    );
+    load_policy(state);
+    if !trusted && let Some(out) = state.out() {
+        out.show(
+            MessageType::WARNING,
+            format!(
+                "airlock: added {described} to {}. This workspace policy is not trusted, so the \
+                 rule takes effect after `airlock policy trust` (allowed for this session \
+                 meanwhile).",
+                path.display()
+            ),
+        );
     }
 }
 
-/// For a permission request that runs a shell command, what the policy says about it; `None`
-/// for other tool calls (edits are previewed anyway, so the user decides those).
-pub fn decide_tool_call(state: &State, call: &ToolCallInfo) -> Option<Decision> {
-    if call.kind != Some(ToolKind::Execute) {
-        return None;
+/// What the policy can say about a permission request.
+#[derive(Debug, Default)]
+pub struct JudgedToolCall {
+    /// What the question is about: the command line, URL or path (else the tool's title).
+    pub subject: Option<String>,
+    /// The policy's decision, when a rule can judge the call.
+    pub decision: Option<Decision>,
+    /// The rule "always" would write; `None` when no rule kind can express the call.
+    pub always: Option<AlwaysRule>,
+}
+
+/// Maps a permission request to the rule kind the tool call implies:
+///
+/// - `execute` with `rawInput.command` → a command rule; the policy decides like a terminal
+///   command (defaults included);
+/// - `fetch` with `rawInput.url` (http/https) → a network rule `host:port`; only a rule of a
+///   policy file decides (the built-in network default is a question, not a refusal);
+/// - `read` of one path in the workspace → `files.allow_read` `/that/path`; a `deny` (any
+///   layer) refuses, an allow from a policy file allows, otherwise the user is asked;
+/// - anything else (edits are previews anyway, searches, …) → no rule: the user decides and
+///   "always" lasts for this session.
+pub fn judge_tool_call(state: &State, call: &ToolCallInfo) -> JudgedToolCall {
+    let input = |k: &str| {
+        call.raw_input
+            .as_ref()
+            .and_then(|i| i.get(k))
+            .and_then(|v| v.as_str())
+    };
+    match call.kind {
+        Some(ToolKind::Execute) => {
+            if let Some(command) = input("command") {
+                return JudgedToolCall {
+                    subject: Some(command.to_owned()),
+                    decision: Some(decide_line(state, command, None)),
+                    always: AlwaysRule::new(policy::RuleCategory::Command, command),
+                };
+            }
+        }
+        Some(ToolKind::Fetch) => {
+            if let Some(url) = input("url")
+                && let Some(target) = url_target(url)
+            {
+                let decision = current(state)
+                    .map(|p| {
+                        let (host, port) = target.rsplit_once(':').unwrap_or((&target, ""));
+                        p.decide_domain(host, port.parse().ok())
+                    })
+                    .filter(|d| d.layer != policy::Layer::Builtin);
+                return JudgedToolCall {
+                    subject: Some(url.to_owned()),
+                    decision,
+                    always: AlwaysRule::new(policy::RuleCategory::Network, &target),
+                };
+            }
+        }
+        Some(ToolKind::Read) => {
+            if let [loc] = call.locations.as_slice()
+                && let Some(policy) = current(state)
+            {
+                let d = policy.decide_read(&loc.path);
+                let decides = d.verdict == Verdict::Deny
+                    || (d.verdict == Verdict::Allow && d.layer != policy::Layer::Builtin);
+                let always = state
+                    .root
+                    .as_deref()
+                    .and_then(|root| loc.path.strip_prefix(root).ok())
+                    .and_then(|rel| rel.to_str())
+                    .filter(|rel| !rel.is_empty() && !rel.contains(['*', '?', '[', ']', '{', '}', '!', '\\']))
+                    .and_then(|rel| AlwaysRule::new(policy::RuleCategory::Read, &format!("/{rel}")));
+                return JudgedToolCall {
+                    subject: Some(loc.path.display().to_string()),
+                    decision: decides.then_some(d),
+                    always,
+                };
+            }
+        }
+        _ => {}
     }
-    let command = call.raw_input.as_ref()?.get("command")?.as_str()?;
-    Some(decide_line(state, command, None))
+    JudgedToolCall::default()
+}
+
+/// `host:port` of an `http(s)://` URL, the host normalized as the proxy does; `None` for
+/// anything else.
+fn url_target(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, tail) = v6.split_once(']')?;
+            (h, tail.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port: u16 = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    let host = airlock_proxy::normalize_host(host).ok()?;
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_targets() {
+        let t = |u: &str| super::url_target(u);
+        assert_eq!(t("https://Docs.Rs/serde").as_deref(), Some("docs.rs:443"));
+        assert_eq!(t("http://u:p@x.test:8080/a?b").as_deref(), Some("x.test:8080"));
+        assert_eq!(t("http://[::1]:9/").as_deref(), Some("[::1]:9"));
+        assert_eq!(t("http://x.test").as_deref(), Some("x.test:80"));
+        assert_eq!(t("ftp://x.test/"), None);
+        assert_eq!(t("https://x.test:99999/"), None);
+        assert_eq!(t("not a url"), None);
+    }
 }

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use airlock_acp::{AgentError, AgentRequest, Reply, TerminalExit, TerminalOutput};
@@ -30,8 +30,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub struct Terminals {
     sandbox: Option<Arc<Sandbox>>,
-    /// The egress proxy, started with the sandbox when the policy allows some domain.
+    /// The egress proxy, started with the sandbox when the policy allows some domain. It
+    /// outlives policy changes (its decisions read `net_policy`), so a command that is running
+    /// when a rule is added — e.g. by an approval's "always" — keeps its way out.
     proxy: Option<airlock_proxy::Proxy>,
+    /// The policy the proxy decides by: the one in force.
+    net_policy: Arc<RwLock<Option<Arc<airlock_policy::Policy>>>>,
     next_id: u64,
     running: HashMap<String, Terminal>,
 }
@@ -67,10 +71,61 @@ impl Output {
     }
 }
 
-/// Forgets the prepared sandbox (the policy changed), so the next command uses the new rules.
+/// Forgets the prepared sandbox (the policy changed), so the next command uses the new rules;
+/// the proxy decides by the new policy from its next connection on.
 pub fn policy_changed(state: &mut State) {
     state.terminals.sandbox = None;
-    state.terminals.proxy = None;
+    *state
+        .terminals
+        .net_policy
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = policy_file::current(state);
+}
+
+/// Starts the egress proxy for agent terminals. `ask` verdicts go to the user through the
+/// approval channel: the proxy's connection thread hands the question to the state task
+/// (never blocking it) and waits for the answer at most the configured timeout.
+fn start_proxy(state: &State) -> Result<airlock_proxy::Proxy, String> {
+    let bus = state.bus.clone();
+    let events: Arc<airlock_proxy::EventFn> = Arc::new(move |a: airlock_proxy::Attempt| {
+        bus.emit(
+            Event::new(EventKind::NetAttempt, format!("{}:{}", a.host, a.port))
+                .decision(a.verdict.as_str())
+                .field("decision", a.verdict.as_str())
+                .field("rule", a.rule.clone().unwrap_or_default())
+                .field("layer", a.layer.as_str())
+                .field("by", a.by.as_str())
+                .field("via", a.via.as_str())
+                .field("bytes_up", a.bytes_up)
+                .field("bytes_down", a.bytes_down)
+                .field("duration_ms", a.duration.as_secs_f64() * 1e3),
+        );
+    });
+    let slot = state.terminals.net_policy.clone();
+    let decide: Arc<airlock_proxy::DecideFn> = Arc::new(move |host: &str, port: u16| {
+        let policy = slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match policy {
+            Some(p) => p.decide_domain(host, Some(port)),
+            None => airlock_policy::Decision {
+                verdict: Verdict::Deny,
+                rule: Some("builtin: no policy".into()),
+                layer: airlock_policy::Layer::Builtin,
+                source: None,
+            },
+        }
+    });
+    let handle = state.handle.clone();
+    let ask: Arc<airlock_proxy::AskFn> = Arc::new(move |host: &str, port: u16, d| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (host, d) = (host.to_owned(), d.clone());
+        handle.notify(move |state| approvals::ask_network(state, host, port, d, tx));
+        rx
+    });
+    let mut config = airlock_proxy::ProxyConfig::new(decide, events);
+    config.ask = Some(ask);
+    config.ask_timeout = state.settings.approvals.network_timeout();
+    config.resolver = state.config.proxy_resolver.clone();
+    airlock_proxy::Proxy::start(config).map_err(|e| e.to_string())
 }
 
 fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
@@ -84,25 +139,18 @@ fn sandbox(state: &mut State) -> Result<Arc<Sandbox>, String> {
         .iter()
         .flat_map(|h| [h.join(".cargo"), h.join(".rustup")])
         .collect();
-    // Network only through the proxy, and only when some domain may be allowed. `ask` is
-    // denied by the proxy (no approval channel for connections yet; docs/network.md).
+    // Network only through the proxy, and only when some domain may be allowed (or asked
+    // about: `network.default = "ask"`).
+    *state
+        .terminals
+        .net_policy
+        .write()
+        .unwrap_or_else(|p| p.into_inner()) = Some(policy.clone());
     let proxy = if airlock_proxy::policy_needs_proxy(&policy, &[]) {
-        let bus = state.bus.clone();
-        let events: Arc<airlock_proxy::EventFn> = Arc::new(move |a: airlock_proxy::Attempt| {
-            bus.emit(
-                Event::new(EventKind::NetAttempt, format!("{}:{}", a.host, a.port))
-                    .field("decision", a.verdict.as_str())
-                    .field("rule", a.rule.clone().unwrap_or_default())
-                    .field("layer", a.layer.as_str())
-                    .field("via", a.via.as_str())
-                    .field("bytes_up", a.bytes_up)
-                    .field("bytes_down", a.bytes_down)
-                    .field("duration_ms", a.duration.as_secs_f64() * 1e3),
-            );
-        });
-        let decide = airlock_proxy::policy_decider(policy.clone(), Vec::new());
-        let config = airlock_proxy::ProxyConfig::new(decide, events);
-        Some(airlock_proxy::Proxy::start(config).map_err(|e| e.to_string())?)
+        match state.terminals.proxy.take() {
+            Some(p) => Some(p),
+            None => Some(start_proxy(state)?),
+        }
     } else {
         None
     };
@@ -288,9 +336,10 @@ fn create(
                 subject: line.clone(),
                 rule: Some(rule),
                 layer: Some(layer),
+                always: approvals::AlwaysRule::new(airlock_policy::RuleCategory::Command, &line),
             };
             approvals::ask(state, q, move |state, choice| {
-                if choice == approvals::DENY {
+                if !choice.allowed() {
                     state.emit(
                         Event::new(EventKind::CommandDenied, line.clone())
                             .decision("deny")
@@ -299,9 +348,6 @@ fn create(
                     let _ =
                         respond.send(Err(AgentError::denied(format!("the user denied `{line}`"))));
                 } else {
-                    if choice == approvals::ALLOW_ALWAYS {
-                        policy_file::allow_always(state, &line);
-                    }
                     let _ = respond.send(spawn(state, argv, line, env, cwd, limit, None));
                 }
             });
