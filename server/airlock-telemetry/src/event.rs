@@ -280,11 +280,12 @@ mod tests {
                 EventKind::PolicyLoaded => {}
                 EventKind::PolicyError => {}
                 EventKind::PolicyWarning => {}
+                EventKind::PolicyRuleAdded => {}
                 EventKind::SandboxLevel => {}
                 EventKind::AuditError => {}
                 EventKind::AuditGap => {}
             }
         }
-        assert_eq!(EventKind::ALL.len(), 24);
+        assert_eq!(EventKind::ALL.len(), 25);
     }
 }
