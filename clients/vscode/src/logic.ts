@@ -310,6 +310,7 @@ export const ApprovalLabels: Record<ApprovalChoice, string> = {
   allow_once: 'Allow once',
   allow_session: 'Allow for this session',
   allow_always: 'Always allow',
+  allow_always_workspace: 'Always allow (workspace policy)',
   deny: 'Deny',
 };
 
@@ -319,7 +320,9 @@ export function approvalQuestion(p: ApprovalParams): { message: string; detail: 
   const message = `The agent wants to ${what}: ${p.subject}`;
   const detail = [
     p.rule ? `Asked by rule: ${p.rule}${p.layer ? ` (${p.layer} layer)` : ''}` : 'No policy rule decided this; you are asked.',
-    '“Always allow” adds a rule to your user policy. Closing this dialog denies.',
+    p.alwaysRule
+      ? `“Always allow” adds ${p.alwaysRule} to your user policy (or to the workspace policy). Closing this dialog denies.`
+      : 'No policy rule can express this: “Always allow” lasts for this session. Closing this dialog denies.',
   ].join('\n');
   const offered = p.options.filter((o): o is ApprovalChoice => o in ApprovalLabels);
   const buttons = (offered.length ? offered : (Object.keys(ApprovalLabels) as ApprovalChoice[])).map((o) => ApprovalLabels[o]);

@@ -128,12 +128,14 @@ export interface StatusParams {
   pendingHunks: number;
 }
 
-export type ApprovalChoice = 'allow_once' | 'allow_session' | 'allow_always' | 'deny';
+export type ApprovalChoice = 'allow_once' | 'allow_session' | 'allow_always' | 'allow_always_workspace' | 'deny';
 export interface ApprovalParams {
   kind: 'command' | 'network' | 'tool' | string;
   subject: string;
   rule?: string | null;
   layer?: string | null;
+  /** The rule "always" writes (`commands.allow "cargo test"`); null when no rule can express it. */
+  alwaysRule?: string | null;
   options: string[];
 }
 export interface ApprovalResult {

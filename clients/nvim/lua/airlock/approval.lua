@@ -8,6 +8,7 @@ M.labels = {
   allow_once = 'Allow once',
   allow_session = 'Allow for this session',
   allow_always = 'Always allow',
+  allow_always_workspace = 'Always allow (workspace policy)',
   deny = 'Deny',
 }
 
@@ -22,7 +23,11 @@ function M.prompt_text(params)
     text = text
       .. string.format(' (rule %s%s)', params.rule, params.layer and (' in ' .. params.layer) or '')
   end
-  return text .. '. Allow it?'
+  text = text .. '. Allow it?'
+  if type(params.alwaysRule) == 'string' then
+    text = text .. string.format(' ("Always" adds %s)', params.alwaysRule)
+  end
+  return text
 end
 
 --- Calls `on_choice(choice)` with one of `params.options` (`deny` when dismissed).

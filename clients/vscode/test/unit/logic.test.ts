@@ -190,6 +190,11 @@ test('approvals: question names subject and rule; unknown or closed answers deny
   assert.equal(approvalChoice(p, 'Cancel'), 'deny');
   // A choice the server did not offer is never sent.
   assert.equal(approvalChoice({ ...p, options: ['allow_once', 'deny'] }, 'Always allow'), 'deny');
+  // The rule "always" writes is named; the workspace target has its own button.
+  const w = approvalQuestion({ ...p, alwaysRule: 'commands.allow "git push"', options: [...p.options.slice(0, 3), 'allow_always_workspace', 'deny'] });
+  assert.match(w.detail, /adds commands\.allow "git push" to your user policy/);
+  assert.deepEqual(w.buttons, ['Allow once', 'Allow for this session', 'Always allow', 'Always allow (workspace policy)', 'Deny']);
+  assert.equal(approvalChoice({ ...p, options: ['allow_always_workspace', 'deny'] }, 'Always allow (workspace policy)'), 'allow_always_workspace');
 });
 
 test('status bar text', () => {
