@@ -100,7 +100,13 @@ fn always_for_tool_permissions_writes_the_user_policy() -> anyhow::Result<()> {
                 )
             })
             .collect();
-        let five = json!(["allow_once", "allow_session", "allow_always", "allow_always_workspace", "deny"]);
+        let five = json!([
+            "allow_once",
+            "allow_session",
+            "allow_always",
+            "allow_always_workspace",
+            "deny"
+        ]);
         assert_eq!(
             view,
             [
@@ -136,8 +142,14 @@ fn always_for_tool_permissions_writes_the_user_policy() -> anyhow::Result<()> {
     telemetry_has_all(
         &mut lsp,
         &[
-            ("policy.rule_added", "commands.allow \\\"cargo test --all\\\""),
-            ("policy.rule_added", "network.allow \\\"docs.example.com:443\\\""),
+            (
+                "policy.rule_added",
+                "commands.allow \\\"cargo test --all\\\"",
+            ),
+            (
+                "policy.rule_added",
+                "network.allow \\\"docs.example.com:443\\\"",
+            ),
         ],
     )?;
 
@@ -161,8 +173,7 @@ fn always_for_tool_permissions_writes_the_user_policy() -> anyhow::Result<()> {
 }
 
 const WORKSPACE_POLICY: &str = "# project rules (keep this comment)\nversion = 1\n\n[commands]\ndeny = [\"cargo publish\"]   # releases are manual\n";
-const LINT: &str =
-    "[[turn]]\n[[turn.step]]\npermission = \"Lint\"\nkind = \"execute\"\nraw_input = { command = \"make lint\" }\n";
+const LINT: &str = "[[turn]]\n[[turn.step]]\npermission = \"Lint\"\nkind = \"execute\"\nraw_input = { command = \"make lint\" }\n";
 
 fn explain(env: &Env, command: &str) -> anyhow::Result<Value> {
     let out = env
@@ -179,7 +190,10 @@ fn always_in_workspace(env: &Env) -> anyhow::Result<(String, Lsp)> {
     let mut lsp = Lsp::start_with_script(env, LINT)?;
     let asked = answering(&mut lsp, "allow_always_workspace");
     lsp.request("airlock/prompt", json!({"text": "lint"}))?;
-    assert_eq!(agent_says(&mut lsp, "permission Lint")?, "permission Lint: allow_always");
+    assert_eq!(
+        agent_says(&mut lsp, "permission Lint")?,
+        "permission Lint: allow_always"
+    );
     assert!(
         asked.lock().unwrap()[0]["options"]
             .as_array()
@@ -244,7 +258,10 @@ fn always_in_an_untrusted_workspace_policy_does_not_loosen() -> anyhow::Result<(
     assert_eq!(lsp.shutdown()?, 0);
     assert_eq!(text, LINT_ADDED, "the user's rule is written");
     let e = explain(&env, "make lint")?;
-    assert_eq!(e["decision"], "ask", "an untrusted file must not loosen: {e}");
+    assert_eq!(
+        e["decision"], "ask",
+        "an untrusted file must not loosen: {e}"
+    );
     let (said, asked) = next_session(&env)?;
     assert_eq!((said.as_str(), asked), ("permission Lint: reject_once", 1));
     Ok(())
@@ -282,7 +299,11 @@ fn plain_editor_picks_always_from_a_message_request() -> anyhow::Result<()> {
     })?;
     lsp.drain_for(std::time::Duration::from_millis(300));
     let asked = asked.lock().unwrap().clone();
-    assert_eq!(asked.len(), 1, "the second run is allowed by the new rule: {asked:?}");
+    assert_eq!(
+        asked.len(),
+        1,
+        "the second run is allowed by the new rule: {asked:?}"
+    );
     let titles: Vec<&str> = asked[0]["actions"]
         .as_array()
         .unwrap()

@@ -120,7 +120,10 @@ fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()
     );
     lsp.drain_for(Duration::from_millis(300));
     let dump = lsp.dump();
-    assert!(dump.contains("reached /yes"), "allowed: the answer reaches the agent\n{dump}");
+    assert!(
+        dump.contains("reached /yes"),
+        "allowed: the answer reaches the agent\n{dump}"
+    );
     assert!(
         dump.contains("(ask: denied by the user)"),
         "denied: the 403 body names the decision\n{dump}"
@@ -147,7 +150,11 @@ fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()
         Some(&1),
         "the session's answer covers the second connection: {asked:?}"
     );
-    assert_eq!(asked.get(&format!("keep.test:{port}")), Some(&1), "{asked:?}");
+    assert_eq!(
+        asked.get(&format!("keep.test:{port}")),
+        Some(&1),
+        "{asked:?}"
+    );
     assert_eq!(asked.len(), 5, "{asked:?}");
     // Every attempt is a net.attempt event that says who decided.
     let mut by: HashMap<String, Vec<(String, String)>> = HashMap::new();
@@ -160,12 +167,19 @@ fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let e = if v["event"].is_object() { &v["event"] } else { &v };
+        let e = if v["event"].is_object() {
+            &v["event"]
+        } else {
+            &v
+        };
         if e["kind"] == "net.attempt" {
             let host = e["subject"].as_str().unwrap_or_default();
             let host = host.split(':').next().unwrap_or_default().to_owned();
             let pair = (
-                e["fields"]["decision"].as_str().unwrap_or_default().to_owned(),
+                e["fields"]["decision"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 e["fields"]["by"].as_str().unwrap_or_default().to_owned(),
             );
             let list = by.entry(host).or_default();
@@ -175,9 +189,17 @@ fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()
         }
     }
     let p = |d: &str, b: &str| (d.to_owned(), b.to_owned());
-    assert_eq!(by.get("yes.test"), Some(&vec![p("allow", "user")]), "{by:?}");
+    assert_eq!(
+        by.get("yes.test"),
+        Some(&vec![p("allow", "user")]),
+        "{by:?}"
+    );
     assert_eq!(by.get("no.test"), Some(&vec![p("deny", "user")]), "{by:?}");
-    assert_eq!(by.get("slow.test"), Some(&vec![p("deny", "timeout")]), "{by:?}");
+    assert_eq!(
+        by.get("slow.test"),
+        Some(&vec![p("deny", "timeout")]),
+        "{by:?}"
+    );
     assert_eq!(
         by.get("again.test"),
         Some(&vec![p("allow", "user"), p("allow", "session")]),

@@ -34,8 +34,10 @@ impl ApprovalSettings {
     pub const DEFAULT_NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
     pub fn network_timeout(&self) -> std::time::Duration {
-        self.network_timeout_secs
-            .map_or(Self::DEFAULT_NETWORK_TIMEOUT, std::time::Duration::from_secs)
+        self.network_timeout_secs.map_or(
+            Self::DEFAULT_NETWORK_TIMEOUT,
+            std::time::Duration::from_secs,
+        )
     }
 }
 

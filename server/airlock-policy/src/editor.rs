@@ -620,12 +620,8 @@ mod tests {
         let file = paths.workspace_policy();
         let trusted_now = || {
             let text = std::fs::read(&file).unwrap();
-            crate::trust::is_trusted(
-                &paths.trust_store,
-                &file,
-                &crate::trust::file_sha256(&text),
-            )
-            .unwrap()
+            crate::trust::is_trusted(&paths.trust_store, &file, &crate::trust::file_sha256(&text))
+                .unwrap()
         };
         // Untrusted file: the rule is written, trust is not granted.
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();

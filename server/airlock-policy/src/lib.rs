@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 pub use editor::{
     AddRuleError, Completion, DiagnosticSeverity, PolicyDiagnostic, RuleCategory, WorkspaceRule,
-    add_rule, add_workspace_rule, completions, diagnostics, hover, loosening_diagnostics,
-    rule_key, validate_rule, with_rule,
+    add_rule, add_workspace_rule, completions, diagnostics, hover, loosening_diagnostics, rule_key,
+    validate_rule, with_rule,
 };
 pub use eval::{DomainRule, Policy, builtin_protected_paths};
 pub use file::{FileError, MAX_POLICY_BYTES, check_text};

@@ -435,12 +435,22 @@ mod tests {
             "{no}"
         );
         let slow = get(&proxy, "slow.test", port);
-        assert!(slow.contains("(ask: no answer within 300 ms, denied)"), "{slow}");
+        assert!(
+            slow.contains("(ask: no answer within 300 ms, denied)"),
+            "{slow}"
+        );
         assert!(slow.starts_with("HTTP/1.1 403"), "{slow}");
         // IP literals are never asked about.
         let ip = get(&proxy, "10.1.2.3", port);
-        assert!(ip.contains("IP-literal targets need an exact allow rule"), "{ip}");
-        assert_eq!(hits.load(Ordering::SeqCst), 1, "denied requests never arrive");
+        assert!(
+            ip.contains("IP-literal targets need an exact allow rule"),
+            "{ip}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "denied requests never arrive"
+        );
         proxy.shutdown(Duration::from_secs(2));
         let mut by: Vec<_> = attempts
             .lock()

@@ -126,11 +126,7 @@ fn offered(q: &Question, has_workspace: bool) -> Vec<&'static str> {
 }
 
 /// Asks the user (or answers from this session's memory) and calls `then` with the answer.
-pub fn ask(
-    state: &mut State,
-    q: Question,
-    then: impl FnOnce(&mut State, Answer) + Send + 'static,
-) {
+pub fn ask(state: &mut State, q: Question, then: impl FnOnce(&mut State, Answer) + Send + 'static) {
     let key = format!("{}:{}", q.kind, q.subject);
     if state.approvals.session_allowed.contains(&key) {
         state.emit(
@@ -158,7 +154,10 @@ pub fn ask(
             .field("kind", q.kind.clone())
             .field(
                 "always",
-                q.always.as_ref().map(AlwaysRule::describe).unwrap_or_default(),
+                q.always
+                    .as_ref()
+                    .map(AlwaysRule::describe)
+                    .unwrap_or_default(),
             ),
     );
     let options = offered(&q, state.root.is_some());

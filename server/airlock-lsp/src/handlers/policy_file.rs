@@ -390,8 +390,12 @@ pub fn judge_tool_call(state: &State, call: &ToolCallInfo) -> JudgedToolCall {
                     .as_deref()
                     .and_then(|root| loc.path.strip_prefix(root).ok())
                     .and_then(|rel| rel.to_str())
-                    .filter(|rel| !rel.is_empty() && !rel.contains(['*', '?', '[', ']', '{', '}', '!', '\\']))
-                    .and_then(|rel| AlwaysRule::new(policy::RuleCategory::Read, &format!("/{rel}")));
+                    .filter(|rel| {
+                        !rel.is_empty() && !rel.contains(['*', '?', '[', ']', '{', '}', '!', '\\'])
+                    })
+                    .and_then(|rel| {
+                        AlwaysRule::new(policy::RuleCategory::Read, &format!("/{rel}"))
+                    });
                 return JudgedToolCall {
                     subject: Some(loc.path.display().to_string()),
                     decision: decides.then_some(d),
@@ -443,7 +447,10 @@ mod tests {
     fn url_targets() {
         let t = |u: &str| super::url_target(u);
         assert_eq!(t("https://Docs.Rs/serde").as_deref(), Some("docs.rs:443"));
-        assert_eq!(t("http://u:p@x.test:8080/a?b").as_deref(), Some("x.test:8080"));
+        assert_eq!(
+            t("http://u:p@x.test:8080/a?b").as_deref(),
+            Some("x.test:8080")
+        );
         assert_eq!(t("http://[::1]:9/").as_deref(), Some("[::1]:9"));
         assert_eq!(t("http://x.test").as_deref(), Some("x.test:80"));
         assert_eq!(t("ftp://x.test/"), None);
