@@ -228,8 +228,13 @@ fn always_in_a_trusted_workspace_policy_applies_next_time_without_asking() -> an
         .output()?;
     assert!(trust.status.success(), "{trust:?}");
     let (text, lsp) = always_in_workspace(&env)?;
-    assert_eq!(lsp.shutdown()?, 0);
     assert_eq!(text, LINT_ADDED);
+    assert_eq!(lsp.shutdown()?, 0);
+    // Still there once the agent process (which sees the workspace read-only) has exited.
+    assert_eq!(
+        std::fs::read_to_string(env.workspace.join(".airlock/policy.toml"))?,
+        LINT_ADDED
+    );
     // Still a valid policy, and still trusted: the rule applies.
     let check = env
         .command()
@@ -255,8 +260,12 @@ fn always_in_an_untrusted_workspace_policy_does_not_loosen() -> anyhow::Result<(
             m.contains("commands.allow \"make lint\"") && m.contains("airlock policy trust")
         })
     })?;
-    assert_eq!(lsp.shutdown()?, 0);
     assert_eq!(text, LINT_ADDED, "the user's rule is written");
+    assert_eq!(lsp.shutdown()?, 0);
+    assert_eq!(
+        std::fs::read_to_string(env.workspace.join(".airlock/policy.toml"))?,
+        LINT_ADDED
+    );
     let e = explain(&env, "make lint")?;
     assert_eq!(
         e["decision"], "ask",

@@ -105,6 +105,43 @@ fn protected_paths_cannot_be_changed() {
     });
 }
 
+/// A command that sees the workspace read-only (the agent process) cannot change a protected
+/// path, so nothing is "restored" after it: the user's own edits on the host while it ran
+/// (here `.airlock/policy.toml`, as an approval's "always" writes it) are kept.
+#[test]
+fn host_edits_survive_a_read_only_workspace_command() {
+    use std::io::BufRead;
+    for_each_case(|case| {
+        let t = git_fixture(case);
+        let policy = t.ws.join(".airlock/policy.toml");
+        let mut c = t.base_command(&airlock_bin());
+        c.arg("exec")
+            .arg("--workspace")
+            .arg(&t.ws)
+            .args(case.mode.flags())
+            .arg("--read-only-workspace")
+            .args(["--", "sh", "-c"])
+            // Says it runs (so the snapshot, if any, is taken), then waits for the host's edit.
+            .arg("echo ready; i=0; until grep -q edited .airlock/policy.toml || [ $i -ge 100 ]; do sleep 0.05; i=$((i+1)); done")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "{case}");
+        let edited = "version = 1 # edited on the host\n";
+        std::fs::write(&policy, edited).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{case}: {stderr}");
+        assert_eq!(read(&policy), edited, "{case}: {stderr}");
+        assert!(!stderr.contains("restored"), "{case}: {stderr}");
+    });
+}
+
 #[test]
 fn renaming_git_away_and_recreating_it_does_not_stick() {
     for_each_case(|case| {

@@ -10,7 +10,9 @@
 //!   server runs the agent process itself this way, so its edits can only arrive as proposals.
 //! - **Protected paths** (`.git/hooks/`, `.git/config`, `.airlock/`, …) can't be changed:
 //!   read-only bind mounts in a private user+mount namespace where user namespaces work, and
-//!   always an integrity snapshot that is checked and restored after every descendant died.
+//!   an integrity snapshot that is checked and restored after every descendant died (always,
+//!   except when Landlock keeps the whole workspace read-only: then nothing can have changed,
+//!   and a restore would only undo the user's own edits made on the host meanwhile).
 //! - **Network**: TCP bind/connect denied by Landlock (ABI ≥ 4; seccomp blocks IPv4/IPv6
 //!   sockets entirely below that), UDP/raw/other socket families denied by seccomp, abstract
 //!   unix sockets and signals scoped to the sandbox (Landlock ABI ≥ 6).

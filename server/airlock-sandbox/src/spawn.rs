@@ -475,7 +475,12 @@ impl Sandbox {
             output_counted,
             kill_reason: kill_reason.clone(),
             start,
-            snapshot: Some(snapshot),
+            // With a workspace that Landlock keeps read-only (and nothing writable inside it)
+            // the command cannot change a protected path, so there is nothing to restore — and
+            // restoring would undo the user's own edits made on the host while it ran: the
+            // agent process runs for a whole session, during which the user (or an approval's
+            // "always") may well change `.airlock/policy.toml` or `.git/config`.
+            snapshot: (!self.workspace_locked()).then_some(snapshot),
             tmpdir: guard.take(),
             waited: false,
         };
@@ -526,6 +531,15 @@ impl Sandbox {
         child.stdout = stdout_parent;
         child.stderr = stderr_parent;
         Ok(child)
+    }
+
+    /// Whether the kernel keeps the whole workspace read-only for commands: Landlock is in
+    /// force, the workspace is granted read rights only, and no writable path lies inside it.
+    fn workspace_locked(&self) -> bool {
+        let ws = &self.config.workspace;
+        self.config.workspace_read_only
+            && self.landlock.is_some()
+            && !self.config.extra_write.iter().any(|p| p.starts_with(ws))
     }
 
     fn mount_plan(

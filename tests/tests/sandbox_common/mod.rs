@@ -62,7 +62,7 @@ impl Mode {
             ],
         }
     }
-    fn flags(self) -> Vec<&'static str> {
+    pub fn flags(self) -> Vec<&'static str> {
         match self {
             Mode::Default | Mode::NoUserns => vec![],
             Mode::Abi3 | Mode::Abi1NoUserns => vec!["--weaker-mode", "no-signal-scope"],
