@@ -225,3 +225,62 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// An editor without the extension is asked with `window/showMessageRequest`.
+#[test]
+fn plain_editor_is_asked_about_a_connection_with_a_message_request() -> anyhow::Result<()> {
+    let (port, seen) = recording_server()?;
+    let env = Env::new();
+    std::fs::create_dir_all(env.config.join("airlock"))?;
+    std::fs::write(
+        env.config.join("airlock/policy.toml"),
+        "version = 1\n[commands]\nallow = [\"curl\"]\n[network]\ndefault = \"ask\"\nallow = [\"127.0.0.1\"]\n",
+    )?;
+    let script = format!(
+        "[[turn]]\n[[turn.step]]\nrun = \"curl\"\nargs = [\"-sS\", \"http://plain.test:{port}/plain\"]\n"
+    );
+    let path = env.dir.path().join("script.toml");
+    std::fs::write(&path, script)?;
+    let mut cmd = env.command();
+    cmd.arg("serve")
+        .env("AIRLOCK_TEST_RESOLVE", "plain.test=127.0.0.1");
+    let mut lsp = Lsp::spawn(cmd)?;
+    lsp.initialize(
+        &env.workspace_uri(),
+        json!({}),
+        json!({"agent": {"script": path}}),
+    )?;
+    lsp.set_responder(Box::new(move |method, params, editor| match method {
+        "window/showMessageRequest"
+            if params["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("connect to")) =>
+        {
+            json!({"title": "Allow for this session"})
+        }
+        _ => airlock_e2e::default_responder()(method, params, editor),
+    }));
+    lsp.request(
+        "workspace/executeCommand",
+        json!({"command": "airlock.prompt", "arguments": ["go"]}),
+    )?;
+    let asked = lsp.wait_for("request:window/showMessageRequest", |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connect to"))
+    })?;
+    let message = asked["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("connect to `plain.test:{port}`"))
+            && message.contains(&format!("network.allow \"plain.test:{port}\"")),
+        "{message}"
+    );
+    lsp.wait_for("window/logMessage", |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reached /plain"))
+    })?;
+    assert_eq!(*seen.lock().unwrap(), ["/plain"]);
+    assert_eq!(lsp.shutdown()?, 0);
+    Ok(())
+}

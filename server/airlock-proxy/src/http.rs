@@ -4,6 +4,7 @@ use std::io::{BufRead, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use airlock_policy::{Decision, Layer, Verdict};
@@ -434,18 +435,35 @@ fn ask_owner(host: &str, port: u16, d: Decision, config: &ProxyConfig) -> (Decis
     };
     let rx = ask(host, port, &d);
     let base = d.rule.clone().unwrap_or_default();
-    let (verdict, by, how) = match rx.recv_timeout(config.ask_timeout) {
-        Ok(a) if a.allow => (Verdict::Allow, a.by, "allowed"),
-        Ok(a) => (Verdict::Deny, a.by, "denied"),
-        Err(_) => (Verdict::Deny, DecidedBy::Timeout, "denied"),
-    };
-    let why = match by {
-        DecidedBy::Timeout => match config.ask_timeout.as_millis() {
-            ms if ms % 1000 == 0 => format!("no answer within {} s, denied", ms / 1000),
-            ms => format!("no answer within {ms} ms, denied"),
-        },
-        DecidedBy::Session => format!("{how} by the user earlier this session"),
-        _ => format!("{how} by the user"),
+    let (verdict, by, why) = match rx.recv_timeout(config.ask_timeout) {
+        Ok(a) => {
+            let how = if a.allow { "allowed" } else { "denied" };
+            let who = if a.by == DecidedBy::Session {
+                "by the user earlier this session"
+            } else {
+                "by the user"
+            };
+            let verdict = if a.allow {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            };
+            (verdict, a.by, format!("{how} {who}"))
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let within = match config.ask_timeout.as_millis() {
+                ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+                ms => format!("{ms} ms"),
+            };
+            let why = format!("no answer within {within}, denied");
+            (Verdict::Deny, DecidedBy::Timeout, why)
+        }
+        // The owner dropped the question unanswered (e.g. the server is shutting down).
+        Err(RecvTimeoutError::Disconnected) => (
+            Verdict::Deny,
+            DecidedBy::Timeout,
+            "nobody answered, denied".to_owned(),
+        ),
     };
     let d = Decision {
         verdict,
