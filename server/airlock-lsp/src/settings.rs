@@ -114,3 +114,34 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn network_ask_timeout_from_config_and_editor() {
+        let mut s = Settings::from_toml("[approvals]\nnetwork_timeout_secs = 30\n", "t").unwrap();
+        assert_eq!(
+            s.approvals.network_timeout(),
+            std::time::Duration::from_secs(30)
+        );
+        s.merge_init_options(Some(&serde_json::json!({"agent": {}})))
+            .unwrap();
+        assert_eq!(s.approvals.network_timeout_secs, Some(30), "kept");
+        s.merge_init_options(Some(
+            &serde_json::json!({"approvals": {"network_timeout_secs": 2}}),
+        ))
+        .unwrap();
+        assert_eq!(
+            s.approvals.network_timeout(),
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            Settings::default().approvals.network_timeout(),
+            ApprovalSettings::DEFAULT_NETWORK_TIMEOUT
+        );
+        assert!(Settings::from_toml("[approvals]\nbogus = 1\n", "t").is_err());
+    }
+}
