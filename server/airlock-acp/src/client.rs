@@ -73,6 +73,9 @@ pub struct ClientOptions {
     pub exit_grace: Duration,
     /// Sees every JSON-RPC line exchanged with the agent (tests, protocol debugging).
     pub traffic_tap: Option<TrafficTap>,
+    /// Advertise the client's `fs` and `terminal` capabilities in `initialize` (default). Off
+    /// for a shadow workspace: the agent then writes files and runs commands itself.
+    pub client_fs_and_terminal: bool,
 }
 
 impl Default for ClientOptions {
@@ -84,6 +87,7 @@ impl Default for ClientOptions {
             event_capacity: 1024,
             handshake_timeout: Duration::from_secs(30),
             exit_grace: Duration::from_secs(2),
+            client_fs_and_terminal: true,
             traffic_tap: None,
         }
     }
@@ -336,11 +340,12 @@ impl AgentClient {
 
         let step = Mutex::new("initialize");
         let handshake = async {
+            let own = options.client_fs_and_terminal;
             let capabilities = acp::ClientCapabilities::new()
                 .fs(acp::FileSystemCapabilities::new()
-                    .read_text_file(true)
-                    .write_text_file(true))
-                .terminal(true);
+                    .read_text_file(own)
+                    .write_text_file(own))
+                .terminal(own);
             let init = cx
                 .send_request(
                     acp::InitializeRequest::new(ProtocolVersion::V1)

@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub managed_policy: PathBuf,
     /// `--agent` on the command line; overrides config and initializationOptions.
     pub agent_override: Option<Vec<String>>,
+    /// `--isolation` on the command line; overrides config and initializationOptions.
+    pub isolation_override: Option<String>,
     /// The user's `config.toml`, already parsed (agent command etc.).
     pub user_settings: settings::Settings,
     /// Name resolution of the agent terminals' egress proxy. Fixed answers only in tests

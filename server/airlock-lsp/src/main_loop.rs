@@ -75,6 +75,7 @@ pub struct State {
     pub agent: crate::handlers::agent::AgentState,
     pub terminals: crate::handlers::terminals::Terminals,
     pub approvals: crate::handlers::approvals::Approvals,
+    pub shadow: crate::handlers::shadow::ShadowState,
     pub policy: crate::handlers::policy_file::PolicyState,
     /// Proposals whose accepted text is on its way to the editor (`workspace/applyEdit` sent,
     /// not answered yet): their hunks may already be in the buffer without being hand-applied.
@@ -200,6 +201,7 @@ pub fn start(config: ServeConfig) -> (Handle, StateTask) {
         agent: Default::default(),
         terminals: Default::default(),
         approvals: Default::default(),
+        shadow: Default::default(),
         policy: Default::default(),
         diagnostics: HashMap::new(),
         resolving: Default::default(),

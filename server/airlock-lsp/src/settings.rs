@@ -58,7 +58,9 @@ pub struct AgentSettings {
     /// Domains the agent process may reach (its model API), `host` or `host:port`.
     #[serde(default)]
     pub allow_domains: Vec<String>,
-    /// `sandboxed` (default) or `none` (explicit opt-out, recorded in telemetry).
+    /// `sandboxed` (default: read-only workspace, edits through `fs/write_text_file`), `shadow`
+    /// (the agent writes into a copy-on-write shadow; its writes become proposals) or `none`
+    /// (explicit opt-out, recorded in telemetry).
     #[serde(default)]
     pub isolation: Option<String>,
 }

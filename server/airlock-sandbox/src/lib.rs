@@ -32,6 +32,7 @@ mod landlock_rules;
 mod probe;
 mod protect;
 mod seccomp;
+pub mod shadow;
 mod spawn;
 
 use std::os::fd::OwnedFd;

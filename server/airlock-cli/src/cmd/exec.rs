@@ -73,6 +73,20 @@ pub struct Args {
     /// and `--allow-write` paths stay writable. `airlock serve` runs the agent process this way.
     #[arg(long)]
     pub read_only_workspace: bool,
+    /// Shadow workspace (overlay): run the command in a private user+mount namespace where an
+    /// overlayfs covers the workspace path — the real workspace is its read-only lower layer,
+    /// every write lands in DIR (outside the workspace). `airlock serve` runs the agent this way
+    /// with `agent.isolation = "shadow"`. Needs `--shadow-work`.
+    #[arg(long, value_name = "DIR", requires = "shadow_work", conflicts_with_all = ["read_only_workspace", "shadow_copy"])]
+    pub shadow_upper: Option<PathBuf>,
+    /// overlayfs work dir for `--shadow-upper` (empty, on the same filesystem as it).
+    #[arg(long, value_name = "DIR", requires = "shadow_upper")]
+    pub shadow_work: Option<PathBuf>,
+    /// Shadow workspace (copy): bind-mount DIR, a copy of the workspace, over the workspace
+    /// path in a private user+mount namespace (`target/` and `node_modules/` of the real
+    /// workspace are bound read-only into it).
+    #[arg(long, value_name = "DIR", conflicts_with = "read_only_workspace")]
+    pub shadow_copy: Option<PathBuf>,
     /// Run the command in a new session (no controlling terminal), so that signals to the
     /// caller's process group don't reach the sandbox's supervisor: it then outlives a killed
     /// `airlock exec` just long enough to notice and kill every descendant.
@@ -141,6 +155,23 @@ fn run_inner(args: Args) -> Result<ExitCode, Failure> {
     let workspace = std::fs::canonicalize(&workspace)
         .map_err(|e| anyhow::anyhow!("workspace {}: {e}", workspace.display()))?;
     let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    // Before anything starts a thread (the proxy does): unshare(CLONE_NEWUSER) needs a
+    // single-threaded process.
+    let shadow = match (&args.shadow_upper, &args.shadow_work, &args.shadow_copy) {
+        (Some(upper), Some(work), _) => Some(airlock_sandbox::shadow::ShadowMount::Overlay {
+            upper: absolute(upper),
+            work: absolute(work),
+        }),
+        (_, _, Some(copy)) => Some(airlock_sandbox::shadow::ShadowMount::CopyBind {
+            copy: absolute(copy),
+        }),
+        _ => None,
+    };
+    if let Some(mount) = &shadow {
+        airlock_sandbox::shadow::enter(&workspace, mount)?;
+        // The old cwd still points below the mount, at the real directory.
+        let _ = std::env::set_current_dir(&workspace);
+    }
     let run_dir = if cwd.starts_with(&workspace) {
         cwd
     } else {

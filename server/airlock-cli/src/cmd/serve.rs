@@ -18,6 +18,12 @@ pub struct Args {
     /// editor's initializationOptions. Without one, prompts say how to configure an agent.
     #[arg(long, value_name = "COMMAND")]
     pub agent: Option<String>,
+    /// How the agent process is isolated; overrides config.toml and initializationOptions.
+    /// `sandboxed` (default): read-only workspace, edits only through ACP `fs/write_text_file`.
+    /// `shadow`: the agent writes to disk itself, into a copy-on-write shadow of the workspace,
+    /// and its writes become proposals. `none`: no sandbox (explicit, reported opt-out).
+    #[arg(long, value_name = "MODE", value_parser = ["sandboxed", "shadow", "none"])]
+    pub isolation: Option<String>,
     /// Accepted for editors that always pass it; stdio is the only transport.
     #[arg(long, hide = true)]
     pub stdio: bool,
@@ -36,6 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         agent_override: args
             .agent
             .map(|a| a.split_whitespace().map(str::to_owned).collect()),
+        isolation_override: args.isolation,
         user_settings,
         proxy_resolver: match std::env::var("AIRLOCK_TEST_RESOLVE") {
             // Test-only (docs/network.md): fixed answers so tests can point names at 127.0.0.1.

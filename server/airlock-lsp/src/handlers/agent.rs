@@ -85,12 +85,12 @@ start the server with `airlock serve --agent \"PROGRAM ARGS\"`. To try Airlock w
 or API key, run `airlock demo`, or set `agent.script` to a script for the embedded scripted agent \
 (docs/agent-script.md).";
 
-fn agent_config(state: &State) -> Result<AgentConfig, String> {
+fn agent_config(state: &mut State) -> Result<AgentConfig, String> {
     let root = state
         .root
         .clone()
         .ok_or("the editor opened no workspace folder; Airlock needs one to scope the agent")?;
-    let settings = &state.settings.agent;
+    let settings = state.settings.agent.clone();
     let command = match (&state.config.agent_override, settings.command.is_empty()) {
         (Some(cmd), _) if !cmd.is_empty() => cmd.clone(),
         (_, false) => settings.command.clone(),
@@ -113,7 +113,13 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
             cmd
         }
     };
-    let isolation = settings.isolation.as_deref().unwrap_or("sandboxed");
+    let isolation = state
+        .config
+        .isolation_override
+        .clone()
+        .or_else(|| settings.isolation.clone())
+        .unwrap_or_else(|| "sandboxed".into());
+    let isolation = isolation.as_str();
     match isolation {
         "none" => {
             let message = format!(
@@ -133,7 +139,7 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
                 cwd: root,
             })
         }
-        "sandboxed" => {
+        "sandboxed" | "shadow" => {
             let kernel = airlock_sandbox::probe();
             let missing = if !kernel.seccomp {
                 Some("seccomp (CONFIG_SECCOMP_FILTER)".to_string())
@@ -151,19 +157,24 @@ fn agent_config(state: &State) -> Result<AgentConfig, String> {
                 ));
             }
             let (command, env) = sandboxed_agent(state, &root, command)?;
-            state.emit(
-                Event::new(EventKind::SandboxLevel, "agent process")
-                    .field("isolation", "sandboxed")
-                    .field("kernel", format!("{kernel:?}")),
-            );
-            Ok(AgentConfig {
-                command,
-                env,
-                cwd: root,
-            })
+            let mut event = Event::new(EventKind::SandboxLevel, "agent process")
+                .field("isolation", isolation)
+                .field("kernel", format!("{kernel:?}"));
+            // Shadow: the agent writes to disk itself, over a copy-on-write view (shadow.rs).
+            let (command, cwd) = if isolation == "shadow" {
+                let (command, cwd) = crate::handlers::shadow::wrap(state, &root, command)?;
+                if let Some(mode) = state.shadow.mode() {
+                    event = event.field("shadow", mode.as_str());
+                }
+                (command, cwd)
+            } else {
+                (command, root)
+            };
+            state.emit(event);
+            Ok(AgentConfig { command, env, cwd })
         }
         other => Err(format!(
-            "unknown agent.isolation {other:?}: use \"sandboxed\" (the default) or \"none\""
+            "unknown agent.isolation {other:?}: use \"sandboxed\" (the default), \"shadow\" or \"none\""
         )),
     }
 }
@@ -296,6 +307,7 @@ pub fn prompt(state: &mut State, params: ext::PromptParams) -> PromptReply {
 }
 
 fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: PromptSender) {
+    crate::handlers::shadow::before_prompt(state);
     let outcomes = std::mem::take(&mut state.agent.outcomes);
     let text = if outcomes.is_empty() {
         text
@@ -314,6 +326,8 @@ fn run_prompt(state: &mut State, client: Arc<AgentClient>, text: String, tx: Pro
     tokio::spawn(async move {
         let result = client.prompt(&text).await;
         let finish = move |state: &mut State| {
+            // The turn's writes become proposals before the turn is reported finished.
+            crate::handlers::shadow::sweep(state);
             state.agent.busy = false;
             send_status(state);
             end_progress(state);
@@ -442,12 +456,15 @@ fn start(state: &mut State) {
     send_status(state);
     let handle = state.handle.clone();
     let root = config.cwd.clone();
+    // In shadow mode the agent must write and run commands itself, inside its shadow.
+    let options = ClientOptions {
+        client_fs_and_terminal: state.shadow.mode().is_none(),
+        ..ClientOptions::default()
+    };
     tracing::info!(command = ?config.command, "starting agent");
     tokio::spawn(async move {
         let spawned = match agent_command(&config) {
-            Ok(command) => {
-                AgentClient::spawn_command(command, &root, ClientOptions::default()).await
-            }
+            Ok(command) => AgentClient::spawn_command(command, &root, options).await,
             Err(e) => Err(e),
         };
         match spawned {
@@ -532,11 +549,22 @@ fn on_started(
         .agent_info()
         .map(|i| format!("{} {}", i.name, i.version))
         .unwrap_or_default();
+    let isolation = match state.shadow.mode() {
+        Some(mode) => format!("shadow ({})", mode.as_str()),
+        None => state
+            .settings
+            .agent
+            .isolation
+            .clone()
+            .unwrap_or_else(|| "sandboxed".into()),
+    };
     state.emit(
         Event::new(EventKind::AgentStarted, program)
             .field("agent", info)
-            .field("pid", client.pid().unwrap_or(0)),
+            .field("pid", client.pid().unwrap_or(0))
+            .field("isolation", isolation),
     );
+    crate::handlers::shadow::on_started(state, client.pid());
     state.agent.phase = Phase::Running(client.clone());
     state.agent.turn_end = Some(turn_end);
     for (text, tx) in std::mem::take(&mut state.agent.queued) {
@@ -612,6 +640,7 @@ fn on_event(state: &mut State, generation: u64, event: AgentEvent) {
                 Event::new(EventKind::AgentExited, how.clone())
                     .field("stderr", stderr_tail.clone()),
             );
+            crate::handlers::shadow::on_exited(state);
             let expected = state.shutting_down || matches!(state.agent.phase, Phase::Stopped);
             state.agent.phase = Phase::Stopped;
             state.agent.busy = false;
@@ -633,6 +662,7 @@ fn on_event(state: &mut State, generation: u64, event: AgentEvent) {
 }
 
 fn on_update(state: &mut State, update: acp::AgentUpdate) {
+    crate::handlers::shadow::on_update(state, &update);
     if state.opt_in.enabled
         && let Some(out) = state.out()
     {

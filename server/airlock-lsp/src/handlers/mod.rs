@@ -7,5 +7,6 @@ pub mod commands;
 pub mod lifecycle;
 pub mod policy_file;
 pub mod proposals;
+pub mod shadow;
 pub mod terminals;
 pub mod text_sync;

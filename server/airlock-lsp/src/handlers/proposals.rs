@@ -771,6 +771,7 @@ fn finish(state: &mut State, resolution: &ap::Resolution) -> jsonrpc::Result<Val
         state.emit(event);
     }
     crate::handlers::agent::queue_outcome(state, outcome.summary());
+    crate::handlers::shadow::on_resolved(state, &resolution.proposal);
     let event = if resolution.proposal.state == ap::ProposalState::Pending {
         ext::ProposalEvent::Updated
     } else {

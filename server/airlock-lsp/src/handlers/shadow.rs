@@ -1,0 +1,717 @@
+//! `agent.isolation = "shadow"`: the agent process writes to disk itself, into a shadow
+//! workspace, and what it writes becomes proposals (docs/security.md, "Shadow workspace").
+//!
+//! The shadow is built by `airlock exec` (`airlock_sandbox::shadow`): an overlayfs over the
+//! workspace path (`overlay`), a copy bind-mounted there (`copy-bind`), or, without user
+//! namespaces, a copy the agent runs in at its own path (`copy`). This module:
+//! - picks the mode and prepares the directories (in the server's state dir, outside the
+//!   workspace), and turns the sandboxed agent command into a shadow one;
+//! - watches the shadow (inotify on the upper dir or the copy) and sweeps it after each burst of
+//!   changes, at every tool-call completion and at the end of each turn — a sweep, not the event
+//!   stream, decides what changed, so temp-file-then-rename edits are seen as edits of the
+//!   target;
+//! - turns each changed file into a proposal in the same store as `fs/write_text_file` ones,
+//!   attributed to the tool call whose `session/update` carried a diff for that path;
+//! - after a proposal is resolved, writes the file's resulting text (accepted parts and all)
+//!   back into the shadow, so the agent sees the outcome; before each prompt, copies the user's
+//!   own edits into the shadow for files the agent touched (overlay) or for every file (copies).
+//!
+//! Guarantees: nothing here writes the real workspace (only the proposal apply path does); a
+//! shadow change is proposed once per distinct content; the user's newer text is never proposed
+//! away (a file is only proposed when the *shadow* changed since the last sweep).
+//!
+//! Writes into an overlay while it is mounted go *through the mount*
+//! (`/proc/<agent pid>/root/<workspace>/…`), never into the upper dir behind its back: overlayfs
+//! leaves changes to its layers while mounted undefined. With no agent running nothing is
+//! mounted and the upper dir is written directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use airlock_sandbox::shadow::{self as sh, Entry, Stamp};
+use tower_lsp_server::ls_types::MessageType;
+
+use crate::handlers::proposals;
+use crate::main_loop::{Handle, State};
+
+/// Top-level dirs whose changes are never proposed: git's own files change with every command
+/// the agent runs, and build output and dependencies are not edits (in an overlay the agent may
+/// build into them; in a copy they are read-only).
+const NOT_PROPOSED: &[&str] = &[".git", "target", "node_modules"];
+
+/// How the shadow is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Overlay,
+    CopyBind,
+    Copy,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Overlay => "overlay",
+            Mode::CopyBind => "copy-bind",
+            Mode::Copy => "copy",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ShadowState {
+    active: Option<Active>,
+}
+
+impl ShadowState {
+    /// The mode in use, once an agent was started in shadow mode.
+    pub fn mode(&self) -> Option<Mode> {
+        self.active.as_ref().map(|a| a.mode)
+    }
+}
+
+struct Active {
+    mode: Mode,
+    /// The real workspace.
+    root: PathBuf,
+    /// overlay: the upper dir; copies: the copy.
+    layer: PathBuf,
+    /// Where the agent sees the workspace (the copy in `copy` mode, else `root`).
+    agent_root: PathBuf,
+    /// The agent process (`airlock exec`, which holds the overlay's mount namespace).
+    pid: Option<u32>,
+    /// copies: fingerprints of the copy and of the real files when they were last in sync.
+    copy_base: BTreeMap<PathBuf, Stamp>,
+    real_base: BTreeMap<PathBuf, Stamp>,
+    /// Shadow content (hash) of each path as of the last sweep that looked at it.
+    seen: HashMap<PathBuf, u64>,
+    /// Shadow content (hash) last turned into a proposal, per path.
+    proposed: HashMap<PathBuf, u64>,
+    /// Real path → the tool call whose update carried a diff for it.
+    tool_calls: HashMap<PathBuf, String>,
+    watcher_stop: Option<Arc<AtomicBool>>,
+    sweep_scheduled: Arc<AtomicBool>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.watcher_stop {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn hash_entry(e: &Entry) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match e {
+        Entry::File(b) => {
+            0u8.hash(&mut h);
+            b.hash(&mut h);
+        }
+        Entry::Missing => 1u8.hash(&mut h),
+        Entry::Other => 2u8.hash(&mut h),
+    }
+    h.finish()
+}
+
+/// Test-only (docs/security.md): `AIRLOCK_TEST_SHADOW=copy` picks a copy even where overlayfs
+/// works, so the fallback is tested on this kernel.
+fn forced_copy() -> bool {
+    std::env::var("AIRLOCK_TEST_SHADOW").is_ok_and(|v| v == "copy")
+}
+
+/// Prepares the shadow for `root` and rewrites the sandboxed agent command (`airlock exec …
+/// --read-only-workspace … -- AGENT`) to run over it. Returns the command and the directory
+/// the agent starts in (and opens its session at).
+pub fn wrap(
+    state: &mut State,
+    root: &Path,
+    mut command: Vec<String>,
+) -> Result<(Vec<String>, PathBuf), String> {
+    let reuse = state.shadow.active.as_ref().is_some_and(|a| a.root == root);
+    if !reuse {
+        let dir = state
+            .config
+            .state_dir
+            .join("shadow")
+            .join(airlock_proposals::workspace_key(root));
+        // A shadow left by an earlier server run is stale: the agent starts from the real files.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| format!("cannot clear the old shadow {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create the shadow dir {}: {e}", dir.display()))?;
+        let kernel = airlock_sandbox::probe();
+        let mode = if !kernel.user_namespaces {
+            Mode::Copy
+        } else if !forced_copy() && sh::overlay_works(&dir.join("probe")) {
+            Mode::Overlay
+        } else {
+            Mode::CopyBind
+        };
+        let started = std::time::Instant::now();
+        let (layer, copy_base, real_base) = match mode {
+            Mode::Overlay => {
+                let upper = dir.join("upper");
+                for d in [&upper, &dir.join("work")] {
+                    std::fs::create_dir_all(d)
+                        .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+                }
+                (upper, BTreeMap::new(), BTreeMap::new())
+            }
+            Mode::CopyBind | Mode::Copy => {
+                let copy = dir.join("copy");
+                let stats = sh::create_copy(root, &copy)
+                    .map_err(|e| format!("cannot copy the workspace for the shadow: {e}"))?;
+                tracing::info!(?stats, "shadow copy created");
+                if mode == Mode::Copy {
+                    // The skipped dirs stay readable through links to the real ones (the
+                    // sandbox grants them read-only below).
+                    for d in sh::COPY_SKIPPED_DIRS {
+                        if root.join(d).is_dir() {
+                            let _ = std::os::unix::fs::symlink(root.join(d), copy.join(d));
+                        }
+                    }
+                }
+                let copy_base = sh::stamps(&copy);
+                let real_base = sh::stamps(root);
+                (copy, copy_base, real_base)
+            }
+        };
+        tracing::info!(mode = mode.as_str(), elapsed = ?started.elapsed(), "shadow prepared");
+        let agent_root = if mode == Mode::Copy {
+            layer.clone()
+        } else {
+            root.to_path_buf()
+        };
+        state.shadow.active = Some(Active {
+            mode,
+            root: root.to_path_buf(),
+            layer,
+            agent_root,
+            pid: None,
+            copy_base,
+            real_base,
+            seen: HashMap::new(),
+            proposed: HashMap::new(),
+            tool_calls: HashMap::new(),
+            watcher_stop: None,
+            sweep_scheduled: Arc::new(AtomicBool::new(false)),
+        });
+    }
+    let Some(active) = state.shadow.active.as_ref() else {
+        return Err("shadow state missing".into());
+    };
+    let Some(at) = command.iter().position(|a| a == "--read-only-workspace") else {
+        return Err("internal: the agent command has no --read-only-workspace to replace".into());
+    };
+    let dir = active
+        .layer
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let flags: Vec<String> = match active.mode {
+        Mode::Overlay => vec![
+            "--shadow-upper".into(),
+            active.layer.display().to_string(),
+            "--shadow-work".into(),
+            dir.join("work").display().to_string(),
+        ],
+        Mode::CopyBind => vec!["--shadow-copy".into(), active.layer.display().to_string()],
+        Mode::Copy => {
+            // The copy is the agent's workspace; the real skipped dirs are readable only.
+            if let Some(ws) = command.iter().position(|a| a == "--workspace") {
+                command[ws + 1] = active.layer.display().to_string();
+            }
+            let mut f = Vec::new();
+            for d in sh::COPY_SKIPPED_DIRS {
+                if root.join(d).is_dir() {
+                    f.push("--allow-read".into());
+                    f.push(root.join(d).display().to_string());
+                }
+            }
+            f
+        }
+    };
+    command.splice(at..=at, flags);
+    Ok((command, active.agent_root.clone()))
+}
+
+/// The agent process started: remember its pid (for writes through the overlay) and watch.
+pub fn on_started(state: &mut State, pid: Option<u32>) {
+    let handle = state.handle.clone();
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    active.pid = pid;
+    if active.watcher_stop.is_none() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let scheduled = active.sweep_scheduled.clone();
+        match watch(active.layer.clone(), handle, stop.clone(), scheduled) {
+            Ok(()) => active.watcher_stop = Some(stop),
+            Err(e) => tracing::warn!(
+                "cannot watch the shadow ({e}); its changes are picked up at tool-call ends and turn ends"
+            ),
+        }
+    }
+}
+
+/// The agent is gone: nothing is mounted any more.
+pub fn on_exited(state: &mut State) {
+    if let Some(active) = state.shadow.active.as_mut() {
+        active.pid = None;
+    }
+}
+
+/// Tool-call updates: a diff names the path a tool call edits (attribution); a finished tool
+/// call triggers a sweep (its writes, renames included, are complete).
+pub fn on_update(state: &mut State, update: &airlock_acp::AgentUpdate) {
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    let Some(call) = &update.tool_call else {
+        return;
+    };
+    for content in &call.content {
+        if let airlock_acp::ToolContent::Diff { path, .. } = content {
+            let real = to_real(active, path);
+            active.tool_calls.insert(real, call.id.clone());
+        }
+    }
+    if matches!(call.status.as_deref(), Some("completed" | "failed")) {
+        sweep(state);
+    }
+}
+
+/// The agent's path for a file → the real path.
+fn to_real(active: &Active, path: &Path) -> PathBuf {
+    match path.strip_prefix(&active.agent_root) {
+        Ok(rel) => active.root.join(rel),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// What the shadow now has at each path that may differ from the real workspace.
+fn changed_entries(active: &Active) -> BTreeMap<PathBuf, Entry> {
+    match active.mode {
+        Mode::Overlay => sh::overlay_changes(&active.layer, &active.root, NOT_PROPOSED),
+        Mode::CopyBind | Mode::Copy => {
+            let now = sh::stamps(&active.layer);
+            let mut out = BTreeMap::new();
+            for (rel, stamp) in &now {
+                if active.copy_base.get(rel) != Some(stamp) {
+                    out.insert(rel.clone(), sh::read_entry(&active.layer.join(rel)));
+                }
+            }
+            for rel in active.copy_base.keys() {
+                if !now.contains_key(rel) {
+                    out.insert(rel.clone(), Entry::Missing);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Looks at the shadow and proposes every file whose shadow content changed since the last sweep.
+pub fn sweep(state: &mut State) {
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    active.sweep_scheduled.store(false, Ordering::Relaxed);
+    let changes = changed_entries(active);
+    let mut fresh = Vec::new();
+    for (rel, entry) in changes {
+        let h = hash_entry(&entry);
+        if active.seen.get(&rel) == Some(&h) {
+            continue;
+        }
+        active.seen.insert(rel.clone(), h);
+        fresh.push((rel, entry, h));
+    }
+    for (rel, entry, h) in fresh {
+        propose_change(state, &rel, entry, h);
+    }
+}
+
+fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
+    let real = active.root.join(rel);
+    let tool_call = active.tool_calls.get(&real).cloned();
+    let shown = rel.display().to_string();
+    let text = match entry {
+        Entry::File(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                return note(
+                    state,
+                    format!(
+                        "the agent wrote {shown}, which is not UTF-8 text; it is not previewed"
+                    ),
+                );
+            }
+        },
+        Entry::Missing => {
+            if real.exists() {
+                note(
+                    state,
+                    format!(
+                        "the agent deleted {shown} in its shadow; deletions are not previewed yet, the real file is kept"
+                    ),
+                );
+            }
+            return;
+        }
+        Entry::Other => return,
+    };
+    let current = proposals::current_text(state, &real)
+        .ok()
+        .and_then(|(t, _)| t);
+    if current.as_deref() == Some(text.as_str()) {
+        return;
+    }
+    let origin = airlock_proposals::Origin {
+        session: Some(state.session.clone()),
+        tool_call,
+    };
+    match proposals::propose(state, &real, text, origin) {
+        Ok(_) => {
+            if let Some(active) = state.shadow.active.as_mut() {
+                active.proposed.insert(rel.to_path_buf(), h);
+            }
+        }
+        Err(e) => note(
+            state,
+            format!("the agent's change to {shown} cannot be previewed: {e}"),
+        ),
+    }
+}
+
+fn note(state: &State, message: String) {
+    tracing::warn!("{message}");
+    if let Some(out) = state.out() {
+        out.log(MessageType::WARNING, format!("airlock: {message}"));
+    }
+}
+
+/// After a proposal from the shadow is resolved: the shadow gets the file's resulting text, so
+/// the agent sees what was accepted and what was rejected. Skipped if the agent wrote the file
+/// again since (its newer content is proposed on its own).
+pub fn on_resolved(state: &mut State, proposal: &airlock_proposals::Proposal) {
+    if proposal.state != airlock_proposals::ProposalState::Resolved {
+        return;
+    }
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
+    let Ok(rel) = proposal
+        .path
+        .strip_prefix(&active.root)
+        .map(Path::to_path_buf)
+    else {
+        return;
+    };
+    let Some(&proposed) = active.proposed.get(&rel) else {
+        return;
+    };
+    let now = shadow_entry(active, &rel);
+    if hash_entry(&now) != proposed {
+        return;
+    }
+    sync_from_real(state, &rel);
+    if let Some(active) = state.shadow.active.as_mut() {
+        active.proposed.remove(&rel);
+    }
+}
+
+/// Before each prompt: the user's edits reach the shadow, so the agent works on current text.
+pub fn before_prompt(state: &mut State) {
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
+    let pending: std::collections::HashSet<PathBuf> = state
+        .proposals
+        .as_ref()
+        .map(|s| s.list().iter().map(|p| p.path.clone()).collect())
+        .unwrap_or_default();
+    let mut to_sync: Vec<PathBuf> = Vec::new();
+    // Files the agent touched (in the upper dir / changed in the copy), with nothing pending
+    // and not changed by the agent since the last sweep.
+    for (rel, entry) in changed_entries(active) {
+        if pending.contains(&active.root.join(&rel)) {
+            continue;
+        }
+        if matches!(entry, Entry::File(_)) && active.seen.get(&rel) == Some(&hash_entry(&entry)) {
+            to_sync.push(rel);
+        }
+    }
+    if matches!(active.mode, Mode::Copy | Mode::CopyBind) {
+        // Untouched files of a copy: follow the real ones (overlay does this by itself).
+        let real_now = sh::stamps(&active.root);
+        let copy_now = sh::stamps(&active.layer);
+        let mut untouched = Vec::new();
+        for (rel, stamp) in &real_now {
+            if active.real_base.get(rel) != Some(stamp)
+                && copy_now.get(rel) == active.copy_base.get(rel)
+            {
+                untouched.push(rel.clone());
+            }
+        }
+        for rel in active.real_base.keys() {
+            if !real_now.contains_key(rel) && copy_now.get(rel) == active.copy_base.get(rel) {
+                untouched.push(rel.clone());
+            }
+        }
+        to_sync.extend(untouched);
+    }
+    for rel in to_sync {
+        sync_from_real(state, &rel);
+    }
+}
+
+/// What the shadow has at `rel`, read from the server's side.
+fn shadow_entry(active: &Active, rel: &Path) -> Entry {
+    match active.mode {
+        Mode::Overlay => {
+            match sh::overlay_changes(&active.layer, &active.root, NOT_PROPOSED).remove(rel) {
+                Some(e) => e,
+                None => sh::read_entry(&active.root.join(rel)),
+            }
+        }
+        Mode::CopyBind | Mode::Copy => sh::read_entry(&active.layer.join(rel)),
+    }
+}
+
+/// Makes the shadow's `rel` equal to the user's current text (buffer, else disk; removed if the
+/// file is gone), and records that as seen so it is not proposed back.
+fn sync_from_real(state: &mut State, rel: &Path) {
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
+    let real = active.root.join(rel);
+    let text = match proposals::current_text(state, &real) {
+        Ok((t, _)) => t,
+        Err(_) => return,
+    };
+    let now = shadow_entry(active, rel);
+    let wanted = match &text {
+        Some(t) => Entry::File(t.as_bytes().to_vec()),
+        None => Entry::Missing,
+    };
+    if now == wanted {
+        return;
+    }
+    let result = write_shadow(active, rel, text.as_deref());
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    match result {
+        Ok(()) => {
+            active.seen.insert(rel.to_path_buf(), hash_entry(&wanted));
+            if matches!(active.mode, Mode::CopyBind | Mode::Copy) {
+                if let Some(s) = Stamp::of(&active.layer.join(rel)) {
+                    active.copy_base.insert(rel.to_path_buf(), s);
+                } else {
+                    active.copy_base.remove(rel);
+                }
+                if let Some(s) = Stamp::of(&real) {
+                    active.real_base.insert(rel.to_path_buf(), s);
+                } else {
+                    active.real_base.remove(rel);
+                }
+            }
+        }
+        Err(e) => {
+            let message = format!("cannot update {} in the agent's shadow: {e}", rel.display());
+            note(state, message);
+        }
+    }
+}
+
+/// Writes (or removes) one file of the shadow, atomically (temp file + rename in its dir).
+fn write_shadow(active: &Active, rel: &Path, text: Option<&str>) -> std::io::Result<()> {
+    let base = match (active.mode, active.pid) {
+        // Through the mount, in the agent's namespace (see the module doc).
+        (Mode::Overlay, Some(pid)) => {
+            let via = PathBuf::from(format!("/proc/{pid}/root")).join(
+                active
+                    .root
+                    .strip_prefix("/")
+                    .unwrap_or(active.root.as_path()),
+            );
+            if via.is_dir() {
+                via
+            } else {
+                active.layer.clone()
+            }
+        }
+        _ => active.layer.clone(),
+    };
+    let target = base.join(rel);
+    match text {
+        None => match std::fs::remove_file(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        Some(text) => {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = target.with_file_name(format!(".{name}.airlock-tmp"));
+            std::fs::write(&tmp, text)?;
+            if let Ok(meta) = std::fs::metadata(active.root.join(rel)) {
+                let _ = std::fs::set_permissions(&tmp, meta.permissions());
+            }
+            std::fs::rename(&tmp, &target)
+        }
+    }
+}
+
+/// An inotify watch on every directory below `dir`; a burst of events schedules one sweep on
+/// the state task. Runs on its own thread until `stop` is set.
+fn watch(
+    dir: PathBuf,
+    handle: Handle,
+    stop: Arc<AtomicBool>,
+    scheduled: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned here.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut watches = Watches::new(fd, &dir);
+    watches.add_tree(&dir);
+    std::thread::Builder::new()
+        .name("airlock-shadow-watch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                if !watches.wait(Duration::from_millis(250)) {
+                    continue;
+                }
+                // Let the burst settle (an editor's temp file + rename), then sweep once.
+                std::thread::sleep(Duration::from_millis(5));
+                watches.drain(&mut buf);
+                if !scheduled.swap(true, Ordering::Relaxed) {
+                    handle.notify(sweep);
+                }
+            }
+        })?;
+    Ok(())
+}
+
+struct Watches {
+    fd: std::os::fd::OwnedFd,
+    dirs: HashMap<i32, PathBuf>,
+    /// Not watched: the [`NOT_PROPOSED`] dirs (a build would flood the watch with events).
+    skip: Vec<PathBuf>,
+}
+
+const WATCH_MASK: u32 = libc::IN_CREATE
+    | libc::IN_CLOSE_WRITE
+    | libc::IN_MODIFY
+    | libc::IN_MOVED_TO
+    | libc::IN_MOVED_FROM
+    | libc::IN_DELETE
+    | libc::IN_ATTRIB
+    | libc::IN_ONLYDIR;
+
+impl Watches {
+    fn new(fd: std::os::fd::OwnedFd, root: &Path) -> Watches {
+        Watches {
+            fd,
+            dirs: HashMap::new(),
+            skip: NOT_PROPOSED.iter().map(|d| root.join(d)).collect(),
+        }
+    }
+
+    fn add_tree(&mut self, dir: &Path) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            if self.skip.contains(&d) {
+                continue;
+            }
+            let Ok(c) = std::ffi::CString::new(d.as_os_str().as_bytes()) else {
+                continue;
+            };
+            // SAFETY: valid fd and path.
+            let wd =
+                unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), WATCH_MASK) };
+            if wd < 0 {
+                continue;
+            }
+            self.dirs.insert(wd, d.clone());
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for events; true if there are some.
+    fn wait(&self, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) > 0 }
+    }
+
+    /// Reads every queued event; new directories get watches of their own.
+    fn drain(&mut self, buf: &mut [u8]) {
+        use std::os::fd::AsRawFd;
+        loop {
+            // SAFETY: buf is valid for its length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            let n = n as usize;
+            let mut new_dirs = Vec::new();
+            let mut off = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while off + header <= n {
+                // SAFETY: the kernel wrote a whole event at `off`; read_unaligned copes with
+                // the byte buffer's alignment.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
+                let name_start = off + header;
+                let name_end = (name_start + ev.len as usize).min(n);
+                if ev.mask & libc::IN_ISDIR != 0
+                    && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0
+                    && let Some(parent) = self.dirs.get(&ev.wd)
+                {
+                    let raw = &buf[name_start..name_end];
+                    let name = raw.split(|b| *b == 0).next().unwrap_or_default();
+                    use std::os::unix::ffi::OsStrExt;
+                    new_dirs.push(parent.join(std::ffi::OsStr::from_bytes(name)));
+                }
+                off = name_end;
+            }
+            for d in new_dirs {
+                self.add_tree(&d);
+            }
+        }
+    }
+}
