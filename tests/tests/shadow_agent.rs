@@ -99,6 +99,8 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
     let env = Env::new();
     env.write("src/lib.txt", "one\ntwo\nthree\n");
     env.write("README.txt", "readme v1\n");
+    env.write("old.txt", "bye\n");
+    env.write("a.txt", "alpha\n");
     env.write("target/debug/out.txt", "build output\n");
     let mut lsp = start(&env, test_env)?;
     let notes = env.workspace.join("NOTES.md");
@@ -111,6 +113,8 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
             {"rename_write": "src/lib.txt", "content": "one\nTWO\nthree\n"},
             {"write_abs": upper_probe, "content": "x"},
             {"write": "target/debug/out.txt", "content": "tampered\n"},
+            {"delete": "old.txt"},
+            {"rename": "a.txt", "to": "b.txt"},
         ]),
     )?;
     assert_eq!(shadow_mode(&mut lsp)?, expected_mode);
@@ -136,7 +140,24 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
     })?;
     // Exactly one proposal per file: the temp file of the rename was never proposed.
     lsp.drain_for(std::time::Duration::from_millis(200));
-    let extra = created_other_than(&lsp, &[env.uri("NOTES.md"), env.uri("src/lib.txt")]);
+    let created = |lsp: &mut Lsp, rel: &str| {
+        let uri = env.uri(rel);
+        lsp.wait_for("airlock/proposal", |p| {
+            p["event"] == "created" && p["uri"] == uri
+        })
+    };
+    // A deletion is previewed as removing every line; a rename as a deletion and a new file.
+    let deleted = created(&mut lsp, "old.txt")?;
+    assert_eq!(deleted["proposal"]["isNewFile"], false);
+    let renamed_from = created(&mut lsp, "a.txt")?;
+    let renamed_to = created(&mut lsp, "b.txt")?;
+    assert_eq!(renamed_to["proposal"]["isNewFile"], true);
+    assert!(env.workspace.join("old.txt").exists() && env.workspace.join("a.txt").exists());
+    assert!(!env.workspace.join("b.txt").exists());
+    let extra = created_other_than(
+        &lsp,
+        &["NOTES.md", "src/lib.txt", "old.txt", "a.txt", "b.txt"].map(|r| env.uri(r)),
+    );
     assert!(extra.is_empty(), "unexpected proposals: {extra:?}");
 
     // Accept the new file: exact content on disk.
@@ -156,12 +177,28 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
     // Reverted in the shadow at once (seen from outside: the upper dir or the copy).
     assert_eq!(shadow_file(&env, "src/lib.txt"), "one\ntwo\nthree\n");
     assert_eq!(shadow_file(&env, "NOTES.md"), "# Notes\n\n- shadow\n");
+    // Accepting a deletion removes the file; rejecting one brings it back in the shadow.
+    for (proposal, decision) in [
+        (&deleted, "accept"),
+        (&renamed_from, "reject"),
+        (&renamed_to, "accept"),
+    ] {
+        let id = proposal["proposal"]["id"].as_str().unwrap_or_default();
+        lsp.request(
+            "airlock/resolve",
+            json!({"proposal": id, "decision": decision}),
+        )?;
+    }
+    assert!(!env.workspace.join("old.txt").exists(), "accepted deletion");
+    assert_eq!(env.read("a.txt"), "alpha\n");
+    assert_eq!(env.read("b.txt"), "alpha\n");
+    assert_eq!(shadow_file(&env, "a.txt"), "alpha\n");
 
     // The user edits an untouched file: the agent must see the new text.
     env.write("README.txt", "readme v2\n");
     prompt(
         &mut lsp,
-        json!([{"read": "src/lib.txt"}, {"read": "NOTES.md"}, {"read": "README.txt"}]),
+        json!([{"read": "src/lib.txt"}, {"read": "NOTES.md"}, {"read": "README.txt"}, {"read": "a.txt"}, {"read": "old.txt"}]),
     )?;
     assert_eq!(
         said(&mut lsp, "READ src/lib.txt")?,
@@ -175,6 +212,8 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
         said(&mut lsp, "READ README.txt")?,
         "READ README.txt: readme v2\n"
     );
+    assert_eq!(said(&mut lsp, "READ a.txt")?, "READ a.txt: alpha\n");
+    assert_eq!(said(&mut lsp, "READ old.txt")?, "READ old.txt: <missing>");
     // Nothing was proposed back from the reverts and re-syncs.
     lsp.drain_for(std::time::Duration::from_millis(200));
     let extra = created_other_than(&lsp, &[]);

@@ -4,6 +4,7 @@
 #   {"write": REL, "content": TEXT, "diff": true?}   open/write/close (a tool call with a diff if asked)
 #   {"rename_write": REL, "content": TEXT}           write a temp file in the same dir, rename it over REL
 #   {"delete": REL}
+#   {"rename": REL, "to": REL2}
 #   {"read": REL}                                    answer with a message "READ REL: <content>"
 #   {"write_abs": PATH, "content": TEXT}             try to write outside; reports "DENIED PATH" on failure
 # Paths are relative to the session's cwd. Used by tests/tests/shadow_agent.rs.
@@ -53,6 +54,8 @@ def act(a, n):
             say("DENIED %s (%s)" % (rel, e.strerror))
         if a.get("diff"):
             update({"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "completed"})
+    elif "rename" in a:
+        os.rename(os.path.join(cwd, a["rename"]), os.path.join(cwd, a["to"]))
     elif "delete" in a:
         os.remove(os.path.join(cwd, a["delete"]))
     elif "read" in a:

@@ -92,6 +92,9 @@ struct Active {
     proposed: HashMap<PathBuf, u64>,
     /// Real path → the tool call whose update carried a diff for it.
     tool_calls: HashMap<PathBuf, String>,
+    /// Pending proposals that stand for a deletion in the shadow (all lines removed): on
+    /// accept of every hunk the emptied real file is removed.
+    deletions: HashMap<airlock_proposals::ProposalId, PathBuf>,
     watcher_stop: Option<Arc<AtomicBool>>,
     sweep_scheduled: Arc<AtomicBool>,
 }
@@ -199,6 +202,7 @@ pub fn wrap(
             seen: HashMap::new(),
             proposed: HashMap::new(),
             tool_calls: HashMap::new(),
+            deletions: HashMap::new(),
             watcher_stop: None,
             sweep_scheduled: Arc::new(AtomicBool::new(false)),
         });
@@ -358,13 +362,35 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
             }
         },
         Entry::Missing => {
-            if real.exists() {
-                note(
+            // A deletion is previewed as removing every line; accepting all of it removes
+            // the file (see `on_resolved`).
+            match proposals::current_text(state, &real) {
+                Ok((Some(t), _)) if !t.is_empty() => {}
+                Ok((Some(_), _)) => {
+                    return note(
+                        state,
+                        format!(
+                            "the agent deleted the empty file {shown} in its shadow; delete it yourself if you agree"
+                        ),
+                    );
+                }
+                _ => return,
+            }
+            let origin = airlock_proposals::Origin {
+                session: Some(state.session.clone()),
+                tool_call,
+            };
+            match proposals::propose(state, &real, String::new(), origin) {
+                Ok(p) => {
+                    if let Some(active) = state.shadow.active.as_mut() {
+                        active.proposed.insert(rel.to_path_buf(), h);
+                        active.deletions.insert(p.id, real);
+                    }
+                }
+                Err(e) => note(
                     state,
-                    format!(
-                        "the agent deleted {shown} in its shadow; deletions are not previewed yet, the real file is kept"
-                    ),
-                );
+                    format!("the agent's deletion of {shown} cannot be previewed: {e}"),
+                ),
             }
             return;
         }
@@ -420,6 +446,17 @@ pub fn on_resolved(state: &mut State, proposal: &airlock_proposals::Proposal) {
     let Some(&proposed) = active.proposed.get(&rel) else {
         return;
     };
+    if let Some(real) = state
+        .shadow
+        .active
+        .as_mut()
+        .and_then(|a| a.deletions.remove(&proposal.id))
+    {
+        finish_deletion(state, proposal, &real);
+    }
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
     let now = shadow_entry(active, &rel);
     if hash_entry(&now) != proposed {
         return;
@@ -427,6 +464,35 @@ pub fn on_resolved(state: &mut State, proposal: &airlock_proposals::Proposal) {
     sync_from_real(state, &rel);
     if let Some(active) = state.shadow.active.as_mut() {
         active.proposed.remove(&rel);
+    }
+}
+
+/// A deletion proposal was resolved: if every hunk was accepted and the file is now empty on
+/// disk (the apply path emptied it) and not open in the editor, remove it.
+fn finish_deletion(state: &mut State, proposal: &airlock_proposals::Proposal, real: &Path) {
+    let all_accepted = proposal
+        .hunks
+        .iter()
+        .all(|h| h.status == airlock_proposals::HunkStatus::Accepted);
+    if !all_accepted {
+        return;
+    }
+    let shown = proposals::relative(state, real);
+    if state.docs.find_by_path(real).is_some() {
+        return note(
+            state,
+            format!(
+                "{shown} was emptied as the agent deleted it; it is open in the editor, so delete the file yourself"
+            ),
+        );
+    }
+    let empty = std::fs::metadata(real).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if !empty {
+        return;
+    }
+    match std::fs::remove_file(real) {
+        Ok(()) => tracing::info!(path = %shown, "deleted on accept of the agent's deletion"),
+        Err(e) => note(state, format!("cannot delete {shown}: {e}")),
     }
 }
 
@@ -545,15 +611,19 @@ fn write_shadow(active: &Active, rel: &Path, text: Option<&str>) -> std::io::Res
                     .strip_prefix("/")
                     .unwrap_or(active.root.as_path()),
             );
-            if via.is_dir() {
-                via
-            } else {
-                active.layer.clone()
+            if !via.is_dir() {
+                // Writing the upper dir behind the mounted overlay's back is undefined.
+                return Err(std::io::Error::other(format!(
+                    "cannot reach the agent's mount namespace at {}",
+                    via.display()
+                )));
             }
+            via
         }
         _ => active.layer.clone(),
     };
     let target = base.join(rel);
+    tracing::debug!(target = %target.display(), "writing into the shadow");
     match text {
         None => match std::fs::remove_file(&target) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
