@@ -4,7 +4,7 @@
 //! and become proposals; accept writes the exact content to the real file; a rejection is
 //! reverted in the shadow (the agent reads the old text back); the user's own edits show up in
 //! the shadow. Run in each shadow mode: overlay (this kernel), copy bind-mounted over the
-//! workspace (`AIRLOCK_TEST_SHADOW=copy`) and copy at its own path (`AIRLOCK_TEST_NO_USERNS=1`).
+//! workspace (`AIRLOCK_TEST_NO_OVERLAY=1`) and copy at its own path (`AIRLOCK_TEST_NO_USERNS=1`).
 //! Every claim is checked from outside: the real files, the shadow dirs, the proposals.
 
 use airlock_e2e::{Env, Lsp};
@@ -229,7 +229,7 @@ fn overlay_shadow_turns_disk_writes_into_proposals() -> anyhow::Result<()> {
 
 #[test]
 fn copy_shadow_bind_mounted_when_overlay_is_unavailable() -> anyhow::Result<()> {
-    run(&[("AIRLOCK_TEST_SHADOW", "copy")], "copy-bind")
+    run(&[("AIRLOCK_TEST_NO_OVERLAY", "1")], "copy-bind")
 }
 
 #[test]

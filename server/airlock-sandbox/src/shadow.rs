@@ -10,8 +10,10 @@
 //! - **copy**: a copy of the workspace in the state dir (reflinked with `FICLONE` where the
 //!   filesystem supports it, else copied), with the big ignored dirs (`target/`,
 //!   `node_modules/`) left out: where user namespaces work the copy is bind-mounted over the
-//!   workspace path and those dirs are bind-mounted read-only from the real workspace
-//!   (`copy-bind`); where they don't, the agent runs in the copy at its own path (`copy`).
+//!   workspace path (`copy-bind`; those dirs are then absent: a read-only bind of them would be
+//!   a locked submount, and the sandbox's own non-recursive bind of the workspace fails with
+//!   EINVAL over locked submounts); where user namespaces don't work, the agent runs in the
+//!   copy at its own path (`copy`) and those dirs are symlinks to the real, read-only ones.
 //!
 //! Guarantees: [`enter`] changes only the calling process's namespaces (it must be
 //! single-threaded, as `unshare(CLONE_NEWUSER)` requires); nothing here writes the real
@@ -30,13 +32,58 @@ use crate::SandboxError;
 /// build output and dependencies are big, and an agent has no business editing them.
 pub const COPY_SKIPPED_DIRS: &[&str] = &["target", "node_modules"];
 
+/// The ways to build a shadow, best first (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowKind {
+    /// overlayfs over the workspace path, in a user + mount namespace.
+    Overlay,
+    /// A copy bind-mounted over the workspace path (overlayfs unavailable).
+    CopyBind,
+    /// A copy at its own path (no user namespaces).
+    Copy,
+}
+
+impl ShadowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowKind::Overlay => "overlay",
+            ShadowKind::CopyBind => "copy-bind",
+            ShadowKind::Copy => "copy",
+        }
+    }
+
+    /// One line for `airlock doctor`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ShadowKind::Overlay => "overlayfs in a user+mount namespace (copy-on-write, instant)",
+            ShadowKind::CopyBind => {
+                "a copy (reflinked where possible) bind-mounted over the workspace; overlayfs unavailable"
+            }
+            ShadowKind::Copy => {
+                "a copy at its own path (no user namespaces); the agent sees the copy's path"
+            }
+        }
+    }
+}
+
+/// The best shadow this kernel offers. `scratch` is a directory to try overlayfs in, on the
+/// filesystem the upper dir will live on (removed afterwards).
+pub fn pick(scratch: &Path) -> ShadowKind {
+    if !crate::probe::probe().user_namespaces {
+        ShadowKind::Copy
+    } else if overlay_works(scratch) {
+        ShadowKind::Overlay
+    } else {
+        ShadowKind::CopyBind
+    }
+}
+
 /// How the shadow workspace is mounted for the agent process (`airlock exec` flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShadowMount {
     /// overlayfs over the workspace path (`--shadow-upper`, `--shadow-work`).
     Overlay { upper: PathBuf, work: PathBuf },
-    /// A prepared copy bind-mounted over the workspace path (`--shadow-copy`); the
-    /// [`COPY_SKIPPED_DIRS`] that exist in the real workspace are bound read-only into it.
+    /// A prepared copy bind-mounted over the workspace path (`--shadow-copy`).
     CopyBind { copy: PathBuf },
 }
 
@@ -98,25 +145,14 @@ pub fn enter(workspace: &Path, mount: &ShadowMount) -> Result<(), SandboxError> 
                     return Err(last_err("mount overlayfs over the workspace"));
                 }
             }
-            ShadowMount::CopyBind { copy } => {
-                for dir in COPY_SKIPPED_DIRS {
-                    let real = workspace.join(dir);
-                    let inner = copy.join(dir);
-                    if !real.is_dir() {
-                        continue;
-                    }
-                    std::fs::create_dir_all(&inner).map_err(io("create bind target", &inner))?;
-                    bind(&real, &inner, true)?;
-                }
-                bind(copy, workspace, false)?;
-            }
+            ShadowMount::CopyBind { copy } => bind(copy, workspace)?,
         }
     }
     Ok(())
 }
 
-/// `mount --rbind src dst`, then read-only if asked.
-unsafe fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), SandboxError> {
+/// `mount --bind src dst`.
+unsafe fn bind(src: &Path, dst: &Path) -> Result<(), SandboxError> {
     let s = cstr(src)?;
     let d = cstr(dst)?;
     // SAFETY: valid NUL-terminated paths.
@@ -125,32 +161,11 @@ unsafe fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), SandboxErr
             s.as_ptr(),
             d.as_ptr(),
             std::ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
+            libc::MS_BIND,
             std::ptr::null(),
         ) != 0
         {
             return Err(last_err("bind mount for the shadow copy"));
-        }
-        if read_only {
-            // Flags locked by the user namespace (nosuid, nodev, …) must be kept on remount.
-            let mut st: libc::statvfs = std::mem::zeroed();
-            let locked = if libc::statvfs(d.as_ptr(), &mut st) == 0 {
-                st.f_flag
-                    & (libc::ST_NOSUID | libc::ST_NODEV | libc::ST_NOEXEC | libc::ST_NOATIME)
-                        as libc::c_ulong
-            } else {
-                0
-            };
-            if libc::mount(
-                std::ptr::null(),
-                d.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
-                std::ptr::null(),
-            ) != 0
-            {
-                return Err(last_err("read-only remount in the shadow copy"));
-            }
         }
     }
     Ok(())

@@ -15,9 +15,44 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let k = airlock_sandbox::probe();
-    let out = if args.json { json(&k) } else { text(&k) };
+    let agent = agent_isolation();
+    let out = if args.json {
+        json(&k, &agent)
+    } else {
+        text(&k, &agent)
+    };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How `airlock serve` would isolate the agent process: the configured mode and, for
+/// `shadow` (or to show what it would use), the shadow this kernel offers.
+struct AgentIsolation {
+    /// From config.toml (`[agent] isolation`), else the default `sandboxed`. The editor's
+    /// initializationOptions and `serve --isolation` can still override it.
+    configured: String,
+    from_config: bool,
+    shadow: airlock_sandbox::shadow::ShadowKind,
+}
+
+fn agent_isolation() -> AgentIsolation {
+    let dirs = crate::dirs::Dirs::from_env().ok();
+    let configured = dirs
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.user_config()).ok())
+        .and_then(|t| airlock_lsp::settings::Settings::from_toml(&t, "config.toml").ok())
+        .and_then(|s| s.agent.isolation);
+    let from_config = configured.is_some();
+    let configured = configured.unwrap_or_else(|| "sandboxed".into());
+    // Try overlayfs where the server would put the upper dir (the state dir's filesystem).
+    let base = dirs.map(|d| d.state).unwrap_or_else(std::env::temp_dir);
+    let scratch = base.join(format!("shadow-probe-{}", std::process::id()));
+    let shadow = airlock_sandbox::shadow::pick(&scratch);
+    AgentIsolation {
+        configured,
+        from_config,
+        shadow,
+    }
 }
 
 fn needed_flags(k: &KernelSupport) -> Vec<&'static str> {
@@ -27,7 +62,7 @@ fn needed_flags(k: &KernelSupport) -> Vec<&'static str> {
         .collect()
 }
 
-fn text(k: &KernelSupport) -> String {
+fn text(k: &KernelSupport, agent: &AgentIsolation) -> String {
     let mut s = String::new();
     let yn = |b: bool| if b { "yes" } else { "no" };
     let _ = writeln!(s, "kernel            {}", k.kernel_release);
@@ -50,6 +85,18 @@ fn text(k: &KernelSupport) -> String {
         s,
         "user namespaces   {}{userns_note}",
         yn(k.user_namespaces)
+    );
+    let origin = if agent.from_config {
+        "config.toml"
+    } else {
+        "default"
+    };
+    let _ = writeln!(s, "agent isolation   {} ({origin})", agent.configured);
+    let _ = writeln!(
+        s,
+        "shadow workspace  {}: {}",
+        agent.shadow.as_str(),
+        agent.shadow.describe()
     );
     let _ = writeln!(s, "\nprotections:");
     for p in k.protections() {
@@ -92,7 +139,7 @@ fn q(s: &str) -> String {
     o
 }
 
-fn json(k: &KernelSupport) -> String {
+fn json(k: &KernelSupport, agent: &AgentIsolation) -> String {
     let prots: Vec<String> = k
         .protections()
         .iter()
@@ -112,13 +159,15 @@ fn json(k: &KernelSupport) -> String {
         .map(|(n, w)| format!("{{\"flag\":{},\"gives_up\":{}}}", q(n), q(w)))
         .collect();
     format!(
-        "{{\"kernel\":{},\"landlock_abi_kernel\":{},\"landlock_abi\":{},\"landlock_abi_capped_for_test\":{},\"seccomp\":{},\"user_namespaces\":{},\"protections\":[{}],\"exec_needs_weaker_modes\":[{}],\"weaker_modes\":[{}]}}\n",
+        "{{\"kernel\":{},\"landlock_abi_kernel\":{},\"landlock_abi\":{},\"landlock_abi_capped_for_test\":{},\"seccomp\":{},\"user_namespaces\":{},\"agent_isolation\":{},\"shadow\":{},\"protections\":[{}],\"exec_needs_weaker_modes\":[{}],\"weaker_modes\":[{}]}}\n",
         q(&k.kernel_release),
         k.landlock_abi_kernel,
         k.landlock_abi,
         k.landlock_abi_capped,
         k.seccomp,
         k.user_namespaces,
+        q(&agent.configured),
+        q(agent.shadow.as_str()),
         prots.join(","),
         flags.join(","),
         modes.join(",")

@@ -83,8 +83,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", requires = "shadow_upper")]
     pub shadow_work: Option<PathBuf>,
     /// Shadow workspace (copy): bind-mount DIR, a copy of the workspace, over the workspace
-    /// path in a private user+mount namespace (`target/` and `node_modules/` of the real
-    /// workspace are bound read-only into it).
+    /// path in a private user+mount namespace.
     #[arg(long, value_name = "DIR", conflicts_with = "read_only_workspace")]
     pub shadow_copy: Option<PathBuf>,
     /// Run the command in a new session (no controlling terminal), so that signals to the

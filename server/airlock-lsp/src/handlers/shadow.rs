@@ -44,22 +44,7 @@ use crate::main_loop::{Handle, State};
 const NOT_PROPOSED: &[&str] = &[".git", "target", "node_modules"];
 
 /// How the shadow is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Overlay,
-    CopyBind,
-    Copy,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Overlay => "overlay",
-            Mode::CopyBind => "copy-bind",
-            Mode::Copy => "copy",
-        }
-    }
-}
+pub use airlock_sandbox::shadow::ShadowKind as Mode;
 
 #[derive(Default)]
 pub struct ShadowState {
@@ -120,12 +105,6 @@ fn hash_entry(e: &Entry) -> u64 {
     h.finish()
 }
 
-/// Test-only (docs/security.md): `AIRLOCK_TEST_SHADOW=copy` picks a copy even where overlayfs
-/// works, so the fallback is tested on this kernel.
-fn forced_copy() -> bool {
-    std::env::var("AIRLOCK_TEST_SHADOW").is_ok_and(|v| v == "copy")
-}
-
 /// Prepares the shadow for `root` and rewrites the sandboxed agent command (`airlock exec …
 /// --read-only-workspace … -- AGENT`) to run over it. Returns the command and the directory
 /// the agent starts in (and opens its session at).
@@ -148,14 +127,7 @@ pub fn wrap(
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create the shadow dir {}: {e}", dir.display()))?;
-        let kernel = airlock_sandbox::probe();
-        let mode = if !kernel.user_namespaces {
-            Mode::Copy
-        } else if !forced_copy() && sh::overlay_works(&dir.join("probe")) {
-            Mode::Overlay
-        } else {
-            Mode::CopyBind
-        };
+        let mode = sh::pick(&dir.join("probe"));
         let started = std::time::Instant::now();
         let (layer, copy_base, real_base) = match mode {
             Mode::Overlay => {
