@@ -53,14 +53,23 @@ fn said(lsp: &mut Lsp, needle: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
-/// `airlock/proposal` created notifications not yet consumed, for other files than `uris`.
+/// `airlock/proposal` created notifications not yet consumed, for other files than `uris`,
+/// that were not withdrawn (resolved) since.
 fn created_other_than(lsp: &Lsp, uris: &[String]) -> Vec<Value> {
+    let proposal =
+        |n: &Value, event: &str| n["method"] == "airlock/proposal" && n["params"]["event"] == event;
+    let resolved: Vec<Value> = lsp
+        .notifications
+        .iter()
+        .filter(|n| proposal(n, "resolved"))
+        .map(|n| n["params"]["proposal"]["id"].clone())
+        .collect();
     lsp.notifications
         .iter()
         .filter(|n| {
-            n["method"] == "airlock/proposal"
-                && n["params"]["event"] == "created"
+            proposal(n, "created")
                 && !uris.iter().any(|u| n["params"]["uri"] == u.as_str())
+                && !resolved.contains(&n["params"]["proposal"]["id"])
         })
         .cloned()
         .collect()
@@ -110,7 +119,8 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
         &mut lsp,
         json!([
             {"write": "NOTES.md", "content": "# Notes\n\n- shadow\n", "diff": true},
-            {"rename_write": "src/lib.txt", "content": "one\nTWO\nthree\n"},
+            // The pause lets a sweep see the temp file before the rename.
+            {"rename_write": "src/lib.txt", "content": "one\nTWO\nthree\n", "pause_ms": 80},
             {"write_abs": upper_probe, "content": "x"},
             {"write": "target/debug/out.txt", "content": "tampered\n"},
             {"delete": "old.txt"},
@@ -138,8 +148,12 @@ fn run(test_env: &[(&str, &str)], expected_mode: &str) -> anyhow::Result<()> {
     let created_lib = lsp.wait_for("airlock/proposal", |p| {
         p["event"] == "created" && p["uri"] == env.uri("src/lib.txt")
     })?;
-    // Exactly one proposal per file: the temp file of the rename was never proposed.
+    // One proposal per edited file; a temp file caught before its rename was withdrawn.
     lsp.drain_for(std::time::Duration::from_millis(200));
+    assert!(!env.workspace.join("src").read_dir()?.any(|e| {
+        e.map(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .unwrap_or(false)
+    }));
     let created = |lsp: &mut Lsp, rel: &str| {
         let uri = env.uri(rel);
         lsp.wait_for("airlock/proposal", |p| {

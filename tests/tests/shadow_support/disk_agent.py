@@ -2,11 +2,13 @@
 # (without the client's fs capability) do: it never calls fs/* or terminal/*. The prompt carries
 # what to do, one JSON list after a line starting with "DO ":
 #   {"write": REL, "content": TEXT, "diff": true?}   open/write/close (a tool call with a diff if asked)
-#   {"rename_write": REL, "content": TEXT}           write a temp file in the same dir, rename it over REL
+#   {"rename_write": REL, "content": TEXT, "pause_ms": MS?}  write a temp file in the same dir,
+#                                                    (pause), rename it over REL
 #   {"delete": REL}
 #   {"rename": REL, "to": REL2}
 #   {"read": REL}                                    answer with a message "READ REL: <content>"
 #   {"write_abs": PATH, "content": TEXT}             try to write outside; reports "DENIED PATH" on failure
+#   {"stamped": REL, "count": N, "gap_ms": MS}       N writes of "t=<unix time>" (benchmark: write → proposal)
 # Paths are relative to the session's cwd. Used by tests/tests/shadow_agent.rs.
 import json
 import os
@@ -45,6 +47,9 @@ def act(a, n):
                 tmp = path + ".tmp.%d" % os.getpid()
                 with open(tmp, "w") as f:
                     f.write(a["content"])
+                if a.get("pause_ms"):
+                    import time
+                    time.sleep(a["pause_ms"] / 1000.0)
                 os.rename(tmp, path)
             else:
                 with open(path, "w") as f:
@@ -54,6 +59,13 @@ def act(a, n):
             say("DENIED %s (%s)" % (rel, e.strerror))
         if a.get("diff"):
             update({"sessionUpdate": "tool_call_update", "toolCallId": tid, "status": "completed"})
+    elif "stamped" in a:
+        import time
+        path = os.path.join(cwd, a["stamped"])
+        for _ in range(a.get("count", 1)):
+            with open(path, "w") as f:
+                f.write("t=%.6f\n" % time.time())
+            time.sleep(a.get("gap_ms", 50) / 1000.0)
     elif "rename" in a:
         os.rename(os.path.join(cwd, a["rename"]), os.path.join(cwd, a["to"]))
     elif "delete" in a:

@@ -274,7 +274,17 @@ fn to_real(active: &Active, path: &Path) -> PathBuf {
 /// What the shadow now has at each path that may differ from the real workspace.
 fn changed_entries(active: &Active) -> BTreeMap<PathBuf, Entry> {
     match active.mode {
-        Mode::Overlay => sh::overlay_changes(&active.layer, &active.root, NOT_PROPOSED),
+        Mode::Overlay => {
+            let mut out = sh::overlay_changes(&active.layer, &active.root, NOT_PROPOSED);
+            // A file that never existed below and was renamed or removed away leaves no trace
+            // in the upper dir (no whiteout): what the agent sees there is the lower layer.
+            for rel in active.seen.keys() {
+                if !out.contains_key(rel) {
+                    out.insert(rel.clone(), sh::read_entry(&active.root.join(rel)));
+                }
+            }
+            out
+        }
         Mode::CopyBind | Mode::Copy => {
             let now = sh::stamps(&active.layer);
             let mut out = BTreeMap::new();
@@ -283,7 +293,8 @@ fn changed_entries(active: &Active) -> BTreeMap<PathBuf, Entry> {
                     out.insert(rel.clone(), sh::read_entry(&active.layer.join(rel)));
                 }
             }
-            for rel in active.copy_base.keys() {
+            // Gone since the baseline, or since a sweep saw it (a temp file renamed away).
+            for rel in active.copy_base.keys().chain(active.seen.keys()) {
                 if !now.contains_key(rel) {
                     out.insert(rel.clone(), Entry::Missing);
                 }
@@ -346,7 +357,8 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
                         ),
                     );
                 }
-                _ => return,
+                Ok((None, _)) => return withdraw(state, rel, &real),
+                Err(_) => return,
             }
             let origin = airlock_proposals::Origin {
                 session: Some(state.session.clone()),
@@ -389,6 +401,37 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
             format!("the agent's change to {shown} cannot be previewed: {e}"),
         ),
     }
+}
+
+/// A file the agent created and removed again (a temp file caught by a sweep before its
+/// rename): its new-file proposal is withdrawn (rejected with a reason saying so).
+fn withdraw(state: &mut State, rel: &Path, real: &Path) {
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    if active.proposed.remove(rel).is_none() {
+        return;
+    }
+    let Some(id) = state
+        .proposals
+        .as_ref()
+        .and_then(|s| s.pending_for(real))
+        .filter(|p| p.is_new_file)
+        .map(|p| p.id.as_str().to_owned())
+    else {
+        return;
+    };
+    // The reply only reports the outcome, which the editor learns from `airlock/proposal`.
+    let _ = proposals::resolve(
+        state,
+        crate::ext::ResolveParams {
+            proposal: id,
+            hunks: None,
+            decision: crate::ext::Decision::Reject,
+            reason: Some("withdrawn: the agent removed the file again".into()),
+            edited_text: None,
+        },
+    );
 }
 
 fn note(state: &State, message: String) {
@@ -644,9 +687,16 @@ fn watch(
                 if !watches.wait(Duration::from_millis(250)) {
                     continue;
                 }
-                // Let the burst settle (an editor's temp file + rename), then sweep once.
-                std::thread::sleep(Duration::from_millis(5));
-                watches.drain(&mut buf);
+                // Sweep once the burst is over (a temp file and its rename come within
+                // microseconds), or after MAX_SETTLE under a steady stream of writes. A temp
+                // file caught anyway is withdrawn when it disappears (`withdraw`).
+                let first = std::time::Instant::now();
+                loop {
+                    watches.drain(&mut buf);
+                    if first.elapsed() >= MAX_SETTLE || !watches.wait(QUIET) {
+                        break;
+                    }
+                }
                 if !scheduled.swap(true, Ordering::Relaxed) {
                     handle.notify(sweep);
                 }
@@ -654,6 +704,11 @@ fn watch(
         })?;
     Ok(())
 }
+
+/// No event for this long ends a burst.
+const QUIET: Duration = Duration::from_millis(2);
+/// A burst is swept after this long at the latest.
+const MAX_SETTLE: Duration = Duration::from_millis(30);
 
 struct Watches {
     fd: std::os::fd::OwnedFd,
