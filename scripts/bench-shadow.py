@@ -6,7 +6,8 @@ Starts `airlock serve --isolation shadow` with the test's disk-writing agent
 wall-clock time in the content; for every `airlock/proposal` the editor receives, the latency
 is (receipt time - the time in the proposed text). Same machine, same clock.
 
-usage: scripts/bench-shadow.py [N] [gap_ms]     (env: AIRLOCK_BIN, default target/release/airlock
+usage: scripts/bench-shadow.py [N] [gap_ms] [files]   (files: extra files in the workspace,
+                                                  in 100 dirs; env: AIRLOCK_BIN, default target/release/airlock
                                                   or target/debug/airlock; AIRLOCK_TEST_NO_OVERLAY=1
                                                   or AIRLOCK_TEST_NO_USERNS=1 pick the copy modes)
 """
@@ -19,14 +20,20 @@ binary = os.environ.get("AIRLOCK_BIN") or next(
     p for p in (f"{root}/target/release/airlock", f"{root}/target/debug/airlock") if os.path.exists(p))
 agent = open(f"{root}/tests/tests/shadow_support/disk_agent.py").read()
 tmp = tempfile.mkdtemp(prefix="airlock-bench-shadow-")
+print("dir", tmp, file=sys.stderr)
 ws = os.path.join(tmp, "ws")
 os.makedirs(ws)
 with open(os.path.join(ws, "f.txt"), "w") as f:
     f.write("start\n")
+for i in range(int(sys.argv[3]) if len(sys.argv) > 3 else 0):
+    d = os.path.join(ws, "d%03d" % (i % 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%d.rs" % i), "w") as f:
+        f.write("// file %d\n" % i)
 env = dict(os.environ, HOME=f"{tmp}/home", XDG_CONFIG_HOME=f"{tmp}/config", XDG_STATE_HOME=f"{tmp}/state",
            AIRLOCK_MANAGED_POLICY=f"{tmp}/managed.toml")
 p = subprocess.Popen([binary, "serve", "--isolation", "shadow"], stdin=subprocess.PIPE,
-                     stdout=subprocess.PIPE, env=env)
+                     stdout=subprocess.PIPE, env=env, bufsize=0)
 next_id = [0]
 
 
@@ -42,18 +49,30 @@ def request(method, params):
     return next_id[0]
 
 
-def read():
-    length = 0
+buf = b""
+
+
+def read(timeout=None):
+    """One message, or None when nothing arrives within `timeout` seconds."""
+    global buf
+    import select
     while True:
-        line = p.stdout.readline()
-        if not line:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = 0
+            for line in buf[:head_end].split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if len(buf) >= head_end + 4 + length:
+                body = buf[head_end + 4:head_end + 4 + length]
+                buf = buf[head_end + 4 + length:]
+                return json.loads(body)
+        if not select.select([p.stdout], [], [], timeout)[0]:
+            return None
+        chunk = os.read(p.stdout.fileno(), 1 << 16)
+        if not chunk:
             sys.exit("server ended")
-        line = line.strip()
-        if not line:
-            break
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    return json.loads(p.stdout.read(length))
+        buf += chunk
 
 
 python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
@@ -62,8 +81,11 @@ request("initialize", {"processId": None, "rootUri": "file://" + ws,
                        "initializationOptions": {"agent": {"command": [python, "-c", agent]}}})
 prompt_id = None
 latencies = []
+deadline = None
 while True:
-    msg = read()
+    msg = read(None if deadline is None else max(0.0, deadline - time.time()))
+    if msg is None:
+        break
     if "id" in msg and "method" in msg:  # server → client request: answer like an editor
         send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
         continue
@@ -79,7 +101,10 @@ while True:
         if i >= 0:
             latencies.append((now - float(text[i + 2:].split("\\n")[0])) * 1000)
     if msg.get("id") == prompt_id:
-        break
+        if "error" in msg:
+            sys.exit("prompt failed: %s" % msg["error"])
+        # Notifications travel apart from the reply: collect the late ones.
+        deadline = time.time() + 2
 request("shutdown", None)
 send({"jsonrpc": "2.0", "method": "exit"})
 p.wait(timeout=10)

@@ -114,13 +114,18 @@ fn gemini_cli_writing_to_disk_is_previewed_through_the_shadow() -> anyhow::Resul
     )?;
     assert_eq!(stop["stopReason"], "end_turn");
 
-    let notes = lsp.wait_for("airlock/proposal", |p| {
-        p["event"] == "created" && p["uri"] == env.uri("NOTES.md")
-    })?;
+    // Each edit is attributed to Gemini's tool call (its update carries the diff); a proposal
+    // made from the shadow before that update arrived is superseded by the attributed one.
+    let attributed = |uri: String| {
+        move |p: &serde_json::Value| {
+            p["event"] == "created"
+                && p["uri"] == uri.as_str()
+                && p["proposal"]["origin"]["toolCall"].is_string()
+        }
+    };
+    let notes = lsp.wait_for("airlock/proposal", attributed(env.uri("NOTES.md")))?;
     assert_eq!(notes["proposal"]["isNewFile"], true);
-    let renamed = lsp.wait_for("airlock/proposal", |p| {
-        p["event"] == "created" && p["uri"] == env.uri("src/lib.rs")
-    })?;
+    let renamed = lsp.wait_for("airlock/proposal", attributed(env.uri("src/lib.rs")))?;
     // Gemini wrote both files itself (no fs/write_text_file was possible), into the shadow only.
     assert!(
         !env.workspace.join("NOTES.md").exists(),

@@ -26,7 +26,7 @@ enum Command {
     /// Run the language server on stdio (started by your editor).
     Serve(cmd::serve::Args),
     /// Run a command inside the Airlock sandbox, scoped to a workspace.
-    Exec(cmd::exec::Args),
+    Exec(Box<cmd::exec::Args>),
     /// Validate, explain and trust policy files.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
-        Command::Exec(args) => cmd::exec::run(args),
+        Command::Exec(args) => cmd::exec::run(*args),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Agent(command) => cmd::agent::run(command),
         Command::Audit(command) => cmd::audit::run(command),

@@ -82,6 +82,17 @@ struct Active {
     deletions: HashMap<airlock_proposals::ProposalId, PathBuf>,
     watcher_stop: Option<Arc<AtomicBool>>,
     sweep_scheduled: Arc<AtomicBool>,
+    /// What the watcher saw change since the last sweep.
+    dirty: Arc<std::sync::Mutex<Dirty>>,
+}
+
+/// Paths (relative to the shadow) named by inotify events since the last sweep. `full` when
+/// the events can't be trusted to name every change (a directory moved or removed, the event
+/// queue overflowed): then the next sweep looks at everything.
+#[derive(Default)]
+struct Dirty {
+    paths: std::collections::BTreeSet<PathBuf>,
+    full: bool,
 }
 
 impl Drop for Active {
@@ -177,6 +188,7 @@ pub fn wrap(
             deletions: HashMap::new(),
             watcher_stop: None,
             sweep_scheduled: Arc::new(AtomicBool::new(false)),
+            dirty: Default::default(),
         });
     }
     let Some(active) = state.shadow.active.as_ref() else {
@@ -227,7 +239,8 @@ pub fn on_started(state: &mut State, pid: Option<u32>) {
     if active.watcher_stop.is_none() {
         let stop = Arc::new(AtomicBool::new(false));
         let scheduled = active.sweep_scheduled.clone();
-        match watch(active.layer.clone(), handle, stop.clone(), scheduled) {
+        let dirty = active.dirty.clone();
+        match watch(active.layer.clone(), handle, stop.clone(), scheduled, dirty) {
             Ok(()) => active.watcher_stop = Some(stop),
             Err(e) => tracing::warn!(
                 "cannot watch the shadow ({e}); its changes are picked up at tool-call ends and turn ends"
@@ -252,14 +265,59 @@ pub fn on_update(state: &mut State, update: &airlock_acp::AgentUpdate) {
     let Some(call) = &update.tool_call else {
         return;
     };
+    let mut named = Vec::new();
     for content in &call.content {
         if let airlock_acp::ToolContent::Diff { path, .. } = content {
             let real = to_real(active, path);
-            active.tool_calls.insert(real, call.id.clone());
+            active.tool_calls.insert(real.clone(), call.id.clone());
+            named.push(real);
         }
+    }
+    for real in named {
+        attribute_late(state, &real, &call.id);
     }
     if matches!(call.status.as_deref(), Some("completed" | "failed")) {
         sweep(state);
+    }
+}
+
+/// The watcher can see a write before the `session/update` announcing it arrives (they travel
+/// separately): a pending proposal made from the shadow without a tool call is then proposed
+/// again, attributed (it supersedes the first one), if the shadow still has what it proposed.
+fn attribute_late(state: &mut State, real: &Path, tool_call: &str) {
+    let Some(active) = state.shadow.active.as_ref() else {
+        return;
+    };
+    let Ok(rel) = real.strip_prefix(&active.root).map(Path::to_path_buf) else {
+        return;
+    };
+    let Some(&proposed) = active.proposed.get(&rel) else {
+        return;
+    };
+    let unattributed = state
+        .proposals
+        .as_ref()
+        .and_then(|s| s.pending_for(real))
+        .is_some_and(|p| p.origin.tool_call.is_none());
+    if !unattributed {
+        return;
+    }
+    let entry = shadow_entry(active, &rel);
+    if hash_entry(&entry) != proposed {
+        return;
+    }
+    let Entry::File(bytes) = entry else {
+        return;
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return;
+    };
+    let origin = airlock_proposals::Origin {
+        session: Some(state.session.clone()),
+        tool_call: Some(tool_call.to_owned()),
+    };
+    if let Err(e) = proposals::propose(state, real, text, origin) {
+        tracing::debug!("late attribution of {}: {e}", real.display());
     }
 }
 
@@ -304,13 +362,68 @@ fn changed_entries(active: &Active) -> BTreeMap<PathBuf, Entry> {
     }
 }
 
-/// Looks at the shadow and proposes every file whose shadow content changed since the last sweep.
+/// Looks at the whole shadow and proposes every file whose shadow content changed since the
+/// last sweep (turn ends, tool-call ends; the watcher's sweeps when its events say to).
 pub fn sweep(state: &mut State) {
     let Some(active) = state.shadow.active.as_mut() else {
         return;
     };
     active.sweep_scheduled.store(false, Ordering::Relaxed);
+    if let Ok(mut d) = active.dirty.lock() {
+        *d = Dirty::default();
+    }
     let changes = changed_entries(active);
+    process(state, changes);
+}
+
+/// The watcher's sweep: only the paths its events named, where that is enough (a copy of a big
+/// workspace costs a walk of every file otherwise; an overlay's upper dir holds only changes, so
+/// it is always walked whole).
+fn sweep_dirty(state: &mut State) {
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
+    let dirty = active
+        .dirty
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or(Dirty {
+            full: true,
+            ..Dirty::default()
+        });
+    if active.mode == Mode::Overlay || dirty.full {
+        return sweep(state);
+    }
+    active.sweep_scheduled.store(false, Ordering::Relaxed);
+    let mut changes = BTreeMap::new();
+    for rel in dirty.paths {
+        if rel
+            .components()
+            .next()
+            .is_some_and(|c| NOT_PROPOSED.iter().any(|d| c.as_os_str() == *d))
+        {
+            continue;
+        }
+        let path = active.layer.join(&rel);
+        match Stamp::of(&path) {
+            Some(stamp) if active.copy_base.get(&rel) != Some(&stamp) => {
+                changes.insert(rel, sh::read_entry(&path));
+            }
+            Some(_) => {}
+            None if active.copy_base.contains_key(&rel) || active.seen.contains_key(&rel) => {
+                changes.insert(rel, Entry::Missing);
+            }
+            None => {}
+        }
+    }
+    process(state, changes);
+}
+
+/// Proposes the entries whose content differs from what the last sweep saw.
+fn process(state: &mut State, changes: BTreeMap<PathBuf, Entry>) {
+    let Some(active) = state.shadow.active.as_mut() else {
+        return;
+    };
     let mut fresh = Vec::new();
     for (rel, entry) in changes {
         let h = hash_entry(&entry);
@@ -333,6 +446,9 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
     let tool_call = active.tool_calls.get(&real).cloned();
     let shown = rel.display().to_string();
     let text = match entry {
+        // An empty new file (often a temp file caught between create and write) has no hunk
+        // to preview; its content, once written, is proposed.
+        Entry::File(bytes) if bytes.is_empty() && !real.exists() => return,
         Entry::File(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(_) => {
@@ -422,7 +538,7 @@ fn withdraw(state: &mut State, rel: &Path, real: &Path) {
         return;
     };
     // The reply only reports the outcome, which the editor learns from `airlock/proposal`.
-    let _ = proposals::resolve(
+    drop(proposals::resolve(
         state,
         crate::ext::ResolveParams {
             proposal: id,
@@ -431,7 +547,7 @@ fn withdraw(state: &mut State, rel: &Path, real: &Path) {
             reason: Some("withdrawn: the agent removed the file again".into()),
             edited_text: None,
         },
-    );
+    ));
 }
 
 fn note(state: &State, message: String) {
@@ -669,6 +785,7 @@ fn watch(
     handle: Handle,
     stop: Arc<AtomicBool>,
     scheduled: Arc<AtomicBool>,
+    dirty: Arc<std::sync::Mutex<Dirty>>,
 ) -> std::io::Result<()> {
     // SAFETY: plain syscall.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
@@ -677,7 +794,7 @@ fn watch(
     }
     // SAFETY: fd was just created and is owned here.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let mut watches = Watches::new(fd, &dir);
+    let mut watches = Watches::new(fd, &dir, dirty);
     watches.add_tree(&dir);
     std::thread::Builder::new()
         .name("airlock-shadow-watch".into())
@@ -698,7 +815,7 @@ fn watch(
                     }
                 }
                 if !scheduled.swap(true, Ordering::Relaxed) {
-                    handle.notify(sweep);
+                    handle.notify(sweep_dirty);
                 }
             }
         })?;
@@ -715,6 +832,8 @@ struct Watches {
     dirs: HashMap<i32, PathBuf>,
     /// Not watched: the [`NOT_PROPOSED`] dirs (a build would flood the watch with events).
     skip: Vec<PathBuf>,
+    root: PathBuf,
+    dirty: Arc<std::sync::Mutex<Dirty>>,
 }
 
 const WATCH_MASK: u32 = libc::IN_CREATE
@@ -727,11 +846,13 @@ const WATCH_MASK: u32 = libc::IN_CREATE
     | libc::IN_ONLYDIR;
 
 impl Watches {
-    fn new(fd: std::os::fd::OwnedFd, root: &Path) -> Watches {
+    fn new(fd: std::os::fd::OwnedFd, root: &Path, dirty: Arc<std::sync::Mutex<Dirty>>) -> Watches {
         Watches {
             fd,
             dirs: HashMap::new(),
             skip: NOT_PROPOSED.iter().map(|d| root.join(d)).collect(),
+            root: root.to_path_buf(),
+            dirty,
         }
     }
 
@@ -786,6 +907,8 @@ impl Watches {
             }
             let n = n as usize;
             let mut new_dirs = Vec::new();
+            let mut named = Vec::new();
+            let mut full = false;
             let mut off = 0;
             let header = std::mem::size_of::<libc::inotify_event>();
             while off + header <= n {
@@ -795,19 +918,38 @@ impl Watches {
                     unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
                 let name_start = off + header;
                 let name_end = (name_start + ev.len as usize).min(n);
-                if ev.mask & libc::IN_ISDIR != 0
-                    && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0
-                    && let Some(parent) = self.dirs.get(&ev.wd)
-                {
-                    let raw = &buf[name_start..name_end];
-                    let name = raw.split(|b| *b == 0).next().unwrap_or_default();
-                    use std::os::unix::ffi::OsStrExt;
-                    new_dirs.push(parent.join(std::ffi::OsStr::from_bytes(name)));
-                }
                 off = name_end;
+                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    full = true;
+                    continue;
+                }
+                let Some(parent) = self.dirs.get(&ev.wd) else {
+                    continue;
+                };
+                let raw = &buf[name_start..name_end];
+                let name = raw.split(|b| *b == 0).next().unwrap_or_default();
+                use std::os::unix::ffi::OsStrExt;
+                let path = parent.join(std::ffi::OsStr::from_bytes(name));
+                if ev.mask & libc::IN_ISDIR != 0 {
+                    if ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+                        new_dirs.push(path);
+                    }
+                    // A whole tree appeared or went: its files are not named one by one.
+                    if ev.mask & (libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE) != 0 {
+                        full = true;
+                    }
+                } else if let Ok(rel) = path.strip_prefix(&self.root) {
+                    named.push(rel.to_path_buf());
+                }
             }
+            // Files created in a new directory before its watch existed are not named either.
+            full |= !new_dirs.is_empty();
             for d in new_dirs {
                 self.add_tree(&d);
+            }
+            if let Ok(mut dirty) = self.dirty.lock() {
+                dirty.paths.extend(named);
+                dirty.full |= full;
             }
         }
     }
