@@ -113,12 +113,7 @@ fn agent_config(state: &mut State) -> Result<AgentConfig, String> {
             cmd
         }
     };
-    let isolation = state
-        .config
-        .isolation_override
-        .clone()
-        .or_else(|| settings.isolation.clone())
-        .unwrap_or_else(|| "sandboxed".into());
+    let isolation = isolation(state);
     let isolation = isolation.as_str();
     match isolation {
         "none" => {
@@ -177,6 +172,16 @@ fn agent_config(state: &mut State) -> Result<AgentConfig, String> {
             "unknown agent.isolation {other:?}: use \"sandboxed\" (the default), \"shadow\" or \"none\""
         )),
     }
+}
+
+/// `--isolation`, else the settings, else `sandboxed`.
+fn isolation(state: &State) -> String {
+    state
+        .config
+        .isolation_override
+        .clone()
+        .or_else(|| state.settings.agent.isolation.clone())
+        .unwrap_or_else(|| "sandboxed".into())
 }
 
 /// Variables `airlock exec` reads itself (to find the policy and toolchains): the agent's
@@ -446,6 +451,30 @@ fn send_progress(state: &State, token: ProgressToken, value: WorkDoneProgress) {
 }
 
 fn start(state: &mut State) {
+    // The shadow workspace is prepared off the state task first (shadow.rs); prompts queue.
+    if isolation(state) == "shadow"
+        && let Some(root) = state.root.clone()
+        && !crate::handlers::shadow::ready(state, &root)
+    {
+        state.agent.phase = Phase::Starting;
+        send_status(state);
+        crate::handlers::shadow::prepare(state, root, |state, result| {
+            if state.shutting_down {
+                return;
+            }
+            match result {
+                Ok(()) => start(state),
+                Err(message) => {
+                    state.agent.phase = Phase::Failed;
+                    fail_queued(
+                        state,
+                        format!("cannot prepare the shadow workspace: {message}"),
+                    );
+                }
+            }
+        });
+        return;
+    }
     let config = match agent_config(state) {
         Ok(c) => c,
         Err(message) => return fail_queued(state, message),

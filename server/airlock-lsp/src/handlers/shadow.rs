@@ -116,80 +116,109 @@ fn hash_entry(e: &Entry) -> u64 {
     h.finish()
 }
 
-/// Prepares the shadow for `root` and rewrites the sandboxed agent command (`airlock exec …
-/// --read-only-workspace … -- AGENT`) to run over it. Returns the command and the directory
-/// the agent starts in (and opens its session at).
+/// Whether the shadow for `root` is ready (prepared in this server run).
+pub fn ready(state: &State, root: &Path) -> bool {
+    state.shadow.active.as_ref().is_some_and(|a| a.root == root)
+}
+
+/// Prepares the shadow for `root` on a blocking thread (a copy of a big workspace takes
+/// seconds; the state task must not wait for it), then runs `then` on the state task.
+pub fn prepare(
+    state: &mut State,
+    root: PathBuf,
+    then: impl FnOnce(&mut State, Result<(), String>) + Send + 'static,
+) {
+    let dir = state
+        .config
+        .state_dir
+        .join("shadow")
+        .join(airlock_proposals::workspace_key(&root));
+    let handle = state.handle.clone();
+    tokio::task::spawn_blocking(move || {
+        let built = build(&root, &dir);
+        handle.notify(move |state| match built {
+            Ok(active) => {
+                state.shadow.active = Some(active);
+                then(state, Ok(()));
+            }
+            Err(e) => then(state, Err(e)),
+        });
+    });
+}
+
+/// Picks the mode and builds the shadow's directories (and the copy, in the copy modes).
+fn build(root: &Path, dir: &Path) -> Result<Active, String> {
+    // A shadow left by an earlier server run is stale: the agent starts from the real files.
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| format!("cannot clear the old shadow {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the shadow dir {}: {e}", dir.display()))?;
+    let started = std::time::Instant::now();
+    let mode = sh::pick(&dir.join("probe"));
+    let (layer, copy_base, real_base) = match mode {
+        Mode::Overlay => {
+            let upper = dir.join("upper");
+            for d in [&upper, &dir.join("work")] {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            }
+            (upper, BTreeMap::new(), BTreeMap::new())
+        }
+        Mode::CopyBind | Mode::Copy => {
+            let copy = dir.join("copy");
+            let stats = sh::create_copy(root, &copy)
+                .map_err(|e| format!("cannot copy the workspace for the shadow: {e}"))?;
+            tracing::info!(?stats, "shadow copy created");
+            if mode == Mode::Copy {
+                // The skipped dirs stay readable through links to the real ones (the
+                // sandbox grants them read-only, see `wrap`).
+                for d in sh::COPY_SKIPPED_DIRS {
+                    if root.join(d).is_dir() {
+                        let _ = std::os::unix::fs::symlink(root.join(d), copy.join(d));
+                    }
+                }
+            }
+            let copy_base = sh::stamps(&copy);
+            let real_base = sh::stamps(root);
+            (copy, copy_base, real_base)
+        }
+    };
+    tracing::info!(mode = mode.as_str(), elapsed = ?started.elapsed(), "shadow prepared");
+    let agent_root = if mode == Mode::Copy {
+        layer.clone()
+    } else {
+        root.to_path_buf()
+    };
+    Ok(Active {
+        mode,
+        root: root.to_path_buf(),
+        layer,
+        agent_root,
+        pid: None,
+        copy_base,
+        real_base,
+        seen: HashMap::new(),
+        proposed: HashMap::new(),
+        tool_calls: HashMap::new(),
+        deletions: HashMap::new(),
+        watcher_stop: None,
+        sweep_scheduled: Arc::new(AtomicBool::new(false)),
+        dirty: Default::default(),
+    })
+}
+
+/// Rewrites the sandboxed agent command (`airlock exec … --read-only-workspace … -- AGENT`) to
+/// run over the shadow prepared by [`prepare`]. Returns the command and the directory the agent
+/// starts in (and opens its session at).
 pub fn wrap(
     state: &mut State,
     root: &Path,
     mut command: Vec<String>,
 ) -> Result<(Vec<String>, PathBuf), String> {
-    let reuse = state.shadow.active.as_ref().is_some_and(|a| a.root == root);
-    if !reuse {
-        let dir = state
-            .config
-            .state_dir
-            .join("shadow")
-            .join(airlock_proposals::workspace_key(root));
-        // A shadow left by an earlier server run is stale: the agent starts from the real files.
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| format!("cannot clear the old shadow {}: {e}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create the shadow dir {}: {e}", dir.display()))?;
-        let mode = sh::pick(&dir.join("probe"));
-        let started = std::time::Instant::now();
-        let (layer, copy_base, real_base) = match mode {
-            Mode::Overlay => {
-                let upper = dir.join("upper");
-                for d in [&upper, &dir.join("work")] {
-                    std::fs::create_dir_all(d)
-                        .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
-                }
-                (upper, BTreeMap::new(), BTreeMap::new())
-            }
-            Mode::CopyBind | Mode::Copy => {
-                let copy = dir.join("copy");
-                let stats = sh::create_copy(root, &copy)
-                    .map_err(|e| format!("cannot copy the workspace for the shadow: {e}"))?;
-                tracing::info!(?stats, "shadow copy created");
-                if mode == Mode::Copy {
-                    // The skipped dirs stay readable through links to the real ones (the
-                    // sandbox grants them read-only below).
-                    for d in sh::COPY_SKIPPED_DIRS {
-                        if root.join(d).is_dir() {
-                            let _ = std::os::unix::fs::symlink(root.join(d), copy.join(d));
-                        }
-                    }
-                }
-                let copy_base = sh::stamps(&copy);
-                let real_base = sh::stamps(root);
-                (copy, copy_base, real_base)
-            }
-        };
-        tracing::info!(mode = mode.as_str(), elapsed = ?started.elapsed(), "shadow prepared");
-        let agent_root = if mode == Mode::Copy {
-            layer.clone()
-        } else {
-            root.to_path_buf()
-        };
-        state.shadow.active = Some(Active {
-            mode,
-            root: root.to_path_buf(),
-            layer,
-            agent_root,
-            pid: None,
-            copy_base,
-            real_base,
-            seen: HashMap::new(),
-            proposed: HashMap::new(),
-            tool_calls: HashMap::new(),
-            deletions: HashMap::new(),
-            watcher_stop: None,
-            sweep_scheduled: Arc::new(AtomicBool::new(false)),
-            dirty: Default::default(),
-        });
+    if !ready(state, root) {
+        return Err("internal: the shadow workspace was not prepared".into());
     }
     let Some(active) = state.shadow.active.as_ref() else {
         return Err("shadow state missing".into());
