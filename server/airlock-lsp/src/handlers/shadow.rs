@@ -155,6 +155,11 @@ fn build(root: &Path, dir: &Path) -> Result<Active, String> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the shadow dir {}: {e}", dir.display()))?;
+    // The copy holds the workspace's files (deny-read ones too) and the agent's writes: only
+    // the user may look.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot restrict the shadow dir {}: {e}", dir.display()))?;
     let started = std::time::Instant::now();
     let mode = sh::pick(&dir.join("probe"));
     let (layer, copy_base, real_base) = match mode {
