@@ -146,4 +146,18 @@ mod tests {
         );
         assert!(Settings::from_toml("[approvals]\nbogus = 1\n", "t").is_err());
     }
+
+    #[test]
+    fn shadow_isolation_from_config_and_editor() {
+        let mut s = Settings::from_toml("[agent]\nisolation = \"shadow\"\n", "t").unwrap();
+        assert_eq!(s.agent.isolation.as_deref(), Some("shadow"));
+        s.merge_init_options(Some(&serde_json::json!({"agent": {}})))
+            .unwrap();
+        assert_eq!(s.agent.isolation.as_deref(), Some("shadow"), "kept");
+        s.merge_init_options(Some(
+            &serde_json::json!({"agent": {"isolation": "sandboxed"}}),
+        ))
+        .unwrap();
+        assert_eq!(s.agent.isolation.as_deref(), Some("sandboxed"));
+    }
 }
