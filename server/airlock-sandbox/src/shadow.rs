@@ -180,10 +180,18 @@ fn write_proc(path: &str, data: &str) -> Result<(), SandboxError> {
 
 /// overlayfs mount options. `userxattr` is what an unprivileged mount needs (whiteouts and
 /// opaque dirs are marked with `user.overlay.*` xattrs in the upper dir).
+/// Whether overlayfs can take `path` in its mount options (no `,`, `:` or `\`).
+pub fn overlay_path_ok(path: &Path) -> bool {
+    !path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b',' | b':' | b'\\'))
+}
+
 fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result<CString, SandboxError> {
     for p in [lower, upper, work] {
-        let bytes = p.as_os_str().as_bytes();
-        if bytes.iter().any(|b| matches!(b, b',' | b':' | b'\\')) {
+        if !overlay_path_ok(p) {
             return Err(SandboxError::Config(format!(
                 "overlayfs cannot take a path containing `,`, `:` or `\\`: {} (use the copy shadow)",
                 p.display()
@@ -565,6 +573,14 @@ mod tests {
         assert!(!copy.join("target").exists());
         let s = stamps(&copy);
         assert_eq!(s.keys().collect::<Vec<_>>(), vec![Path::new("src/lib.rs")]);
+    }
+
+    #[test]
+    fn overlay_refuses_paths_its_options_cannot_carry() {
+        assert!(overlay_path_ok(Path::new("/home/me/project")));
+        for bad in ["/a,b", "/a:b", "/a\\b"] {
+            assert!(!overlay_path_ok(Path::new(bad)), "{bad}");
+        }
     }
 
     #[test]

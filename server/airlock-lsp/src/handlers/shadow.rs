@@ -161,7 +161,11 @@ fn build(root: &Path, dir: &Path) -> Result<Active, String> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("cannot restrict the shadow dir {}: {e}", dir.display()))?;
     let started = std::time::Instant::now();
-    let mode = sh::pick(&dir.join("probe"));
+    let mode = match sh::pick(&dir.join("probe")) {
+        // overlayfs can't take these paths in its options: fall back to a copy.
+        Mode::Overlay if !sh::overlay_path_ok(root) || !sh::overlay_path_ok(dir) => Mode::CopyBind,
+        mode => mode,
+    };
     let (layer, copy_base, real_base) = match mode {
         Mode::Overlay => {
             let upper = dir.join("upper");
