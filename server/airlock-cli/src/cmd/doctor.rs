@@ -92,9 +92,14 @@ fn text(k: &KernelSupport, agent: &AgentIsolation) -> String {
         "default"
     };
     let _ = writeln!(s, "agent isolation   {} ({origin})", agent.configured);
+    let overlay_note = if std::env::var_os("AIRLOCK_TEST_NO_OVERLAY").is_some_and(|v| v != "0") {
+        " (overlayfs disabled by AIRLOCK_TEST_NO_OVERLAY, test only)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "shadow workspace  {}: {}",
+        "shadow workspace  {}: {}{overlay_note}",
         agent.shadow.as_str(),
         agent.shadow.describe()
     );
