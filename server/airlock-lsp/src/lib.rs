@@ -15,6 +15,7 @@ mod handlers;
 mod main_loop;
 mod outbox;
 pub mod settings;
+mod shadow_watch;
 mod transport;
 
 use std::path::PathBuf;

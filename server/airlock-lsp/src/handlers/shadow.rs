@@ -30,17 +30,17 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use airlock_sandbox::shadow::{self as sh, Entry, Stamp};
 use tower_lsp_server::ls_types::MessageType;
 
 use crate::handlers::proposals;
-use crate::main_loop::{Handle, State};
+use crate::main_loop::State;
+use crate::shadow_watch::{self, Dirty};
 
 /// Top-level dirs whose changes are never proposed: git's own files change with every command
 /// the agent runs, and build output and dependencies are not edits (in an overlay the agent may
-/// build into them; in a copy they are read-only).
+/// build into them; a copy leaves them out or links them read-only).
 const NOT_PROPOSED: &[&str] = &[".git", "target", "node_modules"];
 
 /// How the shadow is built.
@@ -84,15 +84,6 @@ struct Active {
     sweep_scheduled: Arc<AtomicBool>,
     /// What the watcher saw change since the last sweep.
     dirty: Arc<std::sync::Mutex<Dirty>>,
-}
-
-/// Paths (relative to the shadow) named by inotify events since the last sweep. `full` when
-/// the events can't be trusted to name every change (a directory moved or removed, the event
-/// queue overflowed): then the next sweep looks at everything.
-#[derive(Default)]
-struct Dirty {
-    paths: std::collections::BTreeSet<PathBuf>,
-    full: bool,
 }
 
 impl Drop for Active {
@@ -277,8 +268,20 @@ pub fn on_started(state: &mut State, pid: Option<u32>) {
     if active.watcher_stop.is_none() {
         let stop = Arc::new(AtomicBool::new(false));
         let scheduled = active.sweep_scheduled.clone();
-        let dirty = active.dirty.clone();
-        match watch(active.layer.clone(), handle, stop.clone(), scheduled, dirty) {
+        // A burst of events schedules one sweep on the state task.
+        let fire = move || {
+            if !scheduled.swap(true, Ordering::Relaxed) {
+                handle.notify(sweep_dirty);
+            }
+        };
+        let watched = shadow_watch::watch(
+            active.layer.clone(),
+            NOT_PROPOSED,
+            active.dirty.clone(),
+            stop.clone(),
+            fire,
+        );
+        match watched {
             Ok(()) => active.watcher_stop = Some(stop),
             Err(e) => tracing::warn!(
                 "cannot watch the shadow ({e}); its changes are picked up at tool-call ends and turn ends"
@@ -812,183 +815,6 @@ fn write_shadow(active: &Active, rel: &Path, text: Option<&str>) -> std::io::Res
                 let _ = std::fs::set_permissions(&tmp, meta.permissions());
             }
             std::fs::rename(&tmp, &target)
-        }
-    }
-}
-
-/// An inotify watch on every directory below `dir`; a burst of events schedules one sweep on
-/// the state task. Runs on its own thread until `stop` is set.
-fn watch(
-    dir: PathBuf,
-    handle: Handle,
-    stop: Arc<AtomicBool>,
-    scheduled: Arc<AtomicBool>,
-    dirty: Arc<std::sync::Mutex<Dirty>>,
-) -> std::io::Result<()> {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned here.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let mut watches = Watches::new(fd, &dir, dirty);
-    watches.add_tree(&dir);
-    std::thread::Builder::new()
-        .name("airlock-shadow-watch".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            while !stop.load(Ordering::Relaxed) {
-                if !watches.wait(Duration::from_millis(250)) {
-                    continue;
-                }
-                // Sweep once the burst is over (a temp file and its rename come within
-                // microseconds), or after MAX_SETTLE under a steady stream of writes. A temp
-                // file caught anyway is withdrawn when it disappears (`withdraw`).
-                let first = std::time::Instant::now();
-                loop {
-                    watches.drain(&mut buf);
-                    if first.elapsed() >= MAX_SETTLE || !watches.wait(QUIET) {
-                        break;
-                    }
-                }
-                if !scheduled.swap(true, Ordering::Relaxed) {
-                    handle.notify(sweep_dirty);
-                }
-            }
-        })?;
-    Ok(())
-}
-
-/// No event for this long ends a burst.
-const QUIET: Duration = Duration::from_millis(2);
-/// A burst is swept after this long at the latest.
-const MAX_SETTLE: Duration = Duration::from_millis(30);
-
-struct Watches {
-    fd: std::os::fd::OwnedFd,
-    dirs: HashMap<i32, PathBuf>,
-    /// Not watched: the [`NOT_PROPOSED`] dirs (a build would flood the watch with events).
-    skip: Vec<PathBuf>,
-    root: PathBuf,
-    dirty: Arc<std::sync::Mutex<Dirty>>,
-}
-
-const WATCH_MASK: u32 = libc::IN_CREATE
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_MODIFY
-    | libc::IN_MOVED_TO
-    | libc::IN_MOVED_FROM
-    | libc::IN_DELETE
-    | libc::IN_ATTRIB
-    | libc::IN_ONLYDIR;
-
-impl Watches {
-    fn new(fd: std::os::fd::OwnedFd, root: &Path, dirty: Arc<std::sync::Mutex<Dirty>>) -> Watches {
-        Watches {
-            fd,
-            dirs: HashMap::new(),
-            skip: NOT_PROPOSED.iter().map(|d| root.join(d)).collect(),
-            root: root.to_path_buf(),
-            dirty,
-        }
-    }
-
-    fn add_tree(&mut self, dir: &Path) {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            if self.skip.contains(&d) {
-                continue;
-            }
-            let Ok(c) = std::ffi::CString::new(d.as_os_str().as_bytes()) else {
-                continue;
-            };
-            // SAFETY: valid fd and path.
-            let wd =
-                unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), WATCH_MASK) };
-            if wd < 0 {
-                continue;
-            }
-            self.dirs.insert(wd, d.clone());
-            if let Ok(entries) = std::fs::read_dir(&d) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        stack.push(e.path());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits for events; true if there are some.
-    fn wait(&self, timeout: Duration) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) > 0 }
-    }
-
-    /// Reads every queued event; new directories get watches of their own.
-    fn drain(&mut self, buf: &mut [u8]) {
-        use std::os::fd::AsRawFd;
-        loop {
-            // SAFETY: buf is valid for its length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                return;
-            }
-            let n = n as usize;
-            let mut new_dirs = Vec::new();
-            let mut named = Vec::new();
-            let mut full = false;
-            let mut off = 0;
-            let header = std::mem::size_of::<libc::inotify_event>();
-            while off + header <= n {
-                // SAFETY: the kernel wrote a whole event at `off`; read_unaligned copes with
-                // the byte buffer's alignment.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
-                let name_start = off + header;
-                let name_end = (name_start + ev.len as usize).min(n);
-                off = name_end;
-                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
-                    full = true;
-                    continue;
-                }
-                let Some(parent) = self.dirs.get(&ev.wd) else {
-                    continue;
-                };
-                let raw = &buf[name_start..name_end];
-                let name = raw.split(|b| *b == 0).next().unwrap_or_default();
-                use std::os::unix::ffi::OsStrExt;
-                let path = parent.join(std::ffi::OsStr::from_bytes(name));
-                if ev.mask & libc::IN_ISDIR != 0 {
-                    if ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
-                        new_dirs.push(path);
-                    }
-                    // A whole tree appeared or went: its files are not named one by one.
-                    if ev.mask & (libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE) != 0 {
-                        full = true;
-                    }
-                } else if let Ok(rel) = path.strip_prefix(&self.root) {
-                    named.push(rel.to_path_buf());
-                }
-            }
-            // Files created in a new directory before its watch existed are not named either.
-            full |= !new_dirs.is_empty();
-            for d in new_dirs {
-                self.add_tree(&d);
-            }
-            if let Ok(mut dirty) = self.dirty.lock() {
-                dirty.paths.extend(named);
-                dirty.full |= full;
-            }
         }
     }
 }
