@@ -1,5 +1,8 @@
-//! Spawns `/bin/true` N times through a prepared sandbox and prints the mean time per spawn
-//! (used to profile the spawn path: `strace -f -c`, `perf`).
+//! Spawns `/bin/true` N times through a prepared sandbox and prints the mean time per spawn,
+//! split into `spawn` (until the command exec'd) and `wait` (until the tree is gone and the
+//! report is in). Used to profile the spawn path: `perf stat`, `strace -f -c`, `perf record`.
+use std::time::{Duration, Instant};
+
 use airlock_sandbox::{CommandSpec, Sandbox, SandboxConfig, Stdio};
 
 fn main() {
@@ -14,7 +17,8 @@ fn main() {
         ..SandboxConfig::default()
     })
     .expect("prepare");
-    let t = std::time::Instant::now();
+    let (mut spawn, mut wait) = (Duration::ZERO, Duration::ZERO);
+    let t = Instant::now();
     for _ in 0..n {
         if plain {
             std::process::Command::new("/bin/true")
@@ -30,7 +34,17 @@ fn main() {
             new_session: true,
             ..CommandSpec::default()
         };
-        sb.spawn(&spec).expect("spawn").wait().expect("wait");
+        let t0 = Instant::now();
+        let child = sb.spawn(&spec).expect("spawn");
+        let t1 = Instant::now();
+        child.wait().expect("wait");
+        spawn += t1 - t0;
+        wait += t1.elapsed();
     }
-    println!("{:?} per spawn", t.elapsed() / n);
+    println!(
+        "{:?} per spawn (spawn {:?}, wait {:?})",
+        t.elapsed() / n,
+        spawn / n,
+        wait / n
+    );
 }

@@ -34,6 +34,7 @@ mod protect;
 mod seccomp;
 pub mod shadow;
 mod spawn;
+mod sys;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

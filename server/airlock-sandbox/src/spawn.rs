@@ -2,14 +2,20 @@
 //!
 //! Process layout per command:
 //! ```text
-//! caller (server or CLI) ── fork ──> supervisor (subreaper) ── fork ──> command ── exec
+//! caller (server or CLI) ── clone(CLONE_VM) ──> supervisor (subreaper)
+//!                                   ── clone(CLONE_VM|CLONE_VFORK) ──> command ── exec
 //! ```
-//! The supervisor is a forked copy of the caller that only makes raw system calls (it may be
-//! a copy of a multithreaded server, so it must not allocate or take locks). It reaps every
-//! orphaned descendant, enforces the timeout and, when the command ends or a kill is
-//! requested, SIGKILLs every remaining descendant (setsid/double-forked daemons included:
-//! they are re-parented to the supervisor). It then reports the command's status and the
-//! tree's resource use on a pipe. Everything the children need is prepared before `fork`.
+//! Neither child copies the caller's memory (a fork of a large server copies its page tables,
+//! which was most of a spawn's cost): both run on stacks of their own inside the caller's
+//! address space until the command execs. They therefore make raw system calls only
+//! (`crate::sys`: no allocation, no locks, no `errno`), the caller blocks every signal around
+//! the clone so none of its handlers can run in them, and the supervisor copies what it needs
+//! from the plan before the command execs (after that the caller frees the plan). The
+//! supervisor reaps every orphaned descendant, enforces the timeout and, when the command ends
+//! or a kill is requested, SIGKILLs every remaining descendant (setsid/double-forked daemons
+//! included: they are re-parented to the supervisor). It then reports the command's status
+//! and the tree's resource use on a pipe. Everything the children need is prepared before the
+//! clone.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{Read, Write};
@@ -27,7 +33,8 @@ use landlock::{AccessFs, BitFlags};
 use crate::landlock_rules::{self, LandlockPlan};
 use crate::probe::{self, KernelSupport};
 use crate::protect::{self, ProtectSpec, Scan, Snapshot};
-use crate::seccomp::{self, Filters, SeccompNeeds};
+use crate::seccomp::{self, Filter, SeccompNeeds};
+use crate::sys;
 use crate::{
     CommandSpec, ExecReport, ExitStatusKind, Limit, SandboxConfig, SandboxError, Stdio, env,
 };
@@ -38,7 +45,7 @@ pub struct Sandbox {
     config: SandboxConfig,
     kernel: KernelSupport,
     landlock: Option<LandlockPlan>,
-    filters: Filters,
+    filter: Filter,
     protect: ProtectSpec,
     scan: Scan,
     tmp_base: PathBuf,
@@ -72,6 +79,8 @@ pub struct SandboxedChild {
     snapshot: Option<Snapshot>,
     tmpdir: PathBuf,
     waited: bool,
+    /// The children's stacks: reused or freed only once the supervisor is reaped.
+    stacks: Option<ChildStacks>,
 }
 
 const REASON_NONE: u8 = 0;
@@ -139,7 +148,7 @@ impl Sandbox {
             block_truncate: abi < 3,
             block_unix: !(abi >= 9 || weaker.unix_sockets),
         };
-        let filters = seccomp::compile(needs)?;
+        let filter = seccomp::compile(needs)?;
 
         let mut workspace_under_read_rule = false;
         let landlock = if abi >= 1 {
@@ -195,7 +204,7 @@ impl Sandbox {
             config,
             kernel,
             landlock,
-            filters,
+            filter,
             protect,
             scan,
             tmp_base,
@@ -398,6 +407,7 @@ impl Sandbox {
         let uid = unsafe { libc::geteuid() };
         let gid = unsafe { libc::getegid() };
         let timeout = cmd.timeout.or(self.config.limits.timeout);
+        let stacks = ChildStacks::get()?;
         let plan = ChildPlan {
             program: prog_c,
             argv_ptrs: ptrs(&argv_c),
@@ -433,28 +443,39 @@ impl Sandbox {
             },
             mounts,
             ruleset: ruleset.as_ref().map_or(shared_fd, |f| f.as_raw_fd()),
-            filters: [&self.filters.enosys, &self.filters.eperm],
+            filter: &self.filter.program,
             rlimits: rlimits(&self.config.limits),
             err_w: err_w.as_raw_fd(),
             status_w: status_w.as_raw_fd(),
             new_session: cmd.new_session,
             parent: unsafe { libc::getpid() },
             timeout_us: timeout.map_or(0, |t| t.as_micros().clamp(1, i64::MAX as u128) as i64),
+            command_stack: stacks.command_top(),
         };
         let start = Instant::now();
 
-        // SAFETY: the child side only runs `supervisor`, which uses raw system calls on data
-        // prepared above (no allocation, no locks) and never returns.
-        let pid = unsafe { libc::fork() };
+        // SAFETY: the supervisor runs `supervisor_entry` on its own stack, making raw system
+        // calls on `plan` (alive until the command exec'd: we wait for that below) and its
+        // own stack. Every signal is blocked around the clone so that it starts with all of
+        // them blocked and no handler of ours ever runs in it.
+        let (pid, clone_err) = unsafe {
+            let mut old: sys::KSigset = 0;
+            sys::sigprocmask_old(libc::SIG_SETMASK, &!0, &mut old);
+            let pid = libc::clone(
+                supervisor_entry,
+                stacks.supervisor_top(),
+                libc::CLONE_VM | libc::SIGCHLD,
+                &plan as *const ChildPlan<'_> as *mut libc::c_void,
+            );
+            let err = std::io::Error::last_os_error();
+            sys::sigprocmask(libc::SIG_SETMASK, &old);
+            (pid, err)
+        };
         if pid < 0 {
             return Err(SandboxError::Setup {
                 step: "fork",
-                source: std::io::Error::last_os_error(),
+                source: clone_err,
             });
-        }
-        if pid == 0 {
-            // SAFETY: see above.
-            unsafe { supervisor(&plan) }
         }
         drop(err_w);
         drop(status_w);
@@ -483,12 +504,17 @@ impl Sandbox {
             snapshot: (!self.workspace_locked()).then_some(snapshot),
             tmpdir: guard.take(),
             waited: false,
+            stacks: Some(stacks),
         };
 
-        // Wait until the command exec'd: the error pipe closes on exec (O_CLOEXEC).
+        // Wait until the command exec'd: the error pipe closes on exec (O_CLOEXEC). End of
+        // file also means that the command no longer runs on its stack in our memory (it
+        // exec'd or exited, and the supervisor closed its copy), which `finish` relies on.
         let mut buf = [0u8; 8];
         let got = read_full(err_r.as_raw_fd(), &mut buf);
         if got == 8 {
+            // The command failed before exec: wait for it to be gone too.
+            read_full(err_r.as_raw_fd(), &mut [0u8; 1]);
             let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
             let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
             let source = std::io::Error::from_raw_os_error(errno);
@@ -956,11 +982,24 @@ impl SandboxedChild {
         loop {
             // SAFETY: plain waitpid on our own child.
             let r = unsafe { libc::waitpid(self.supervisor, &mut st, 0) };
-            if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            if r >= 0 {
                 break;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // Gone (reaped by someone else): its stack is free.
+                Some(libc::ECHILD) => break,
+                _ => {
+                    // It may still run on its stack: leak the stack rather than reuse it.
+                    std::mem::forget(self.stacks.take());
+                    break;
+                }
             }
         }
         let wall = self.start.elapsed();
+        if let Some(s) = self.stacks.take() {
+            s.recycle();
+        }
         let mut buf = [0u8; 8 * 7];
         let got = read_full(self.status_fd.as_raw_fd(), &mut buf);
         let word =
@@ -1032,7 +1071,104 @@ fn decode(st: i32) -> ExitStatusKind {
 }
 
 // ---------------------------------------------------------------------------------------------
-// After fork: raw system calls only.
+// In the children: they share the caller's memory (CLONE_VM), so only raw system calls
+// (`crate::sys`), no allocation, no locks, no libc wrapper that writes `errno`.
+
+/// Stacks of the two children, in one mapping with a guard page below each:
+/// `[guard][command][guard][supervisor]`. Unmapped only after the supervisor was reaped.
+struct ChildStacks {
+    base: *mut libc::c_void,
+    len: usize,
+    page: usize,
+}
+
+// SAFETY: a plain owned mapping; the pointer is only used to compute stack tops and unmap it.
+unsafe impl Send for ChildStacks {}
+
+/// The supervisor's loop and `kill_descendants` need a few KiB; the command child little more
+/// than its `ChildPlan` walk.
+const SUPERVISOR_STACK: usize = 128 << 10;
+const COMMAND_STACK: usize = 64 << 10;
+
+/// Stacks of finished commands, reused: a fresh mapping costs two `mprotect`s (guard pages),
+/// an `munmap` and a page fault per touched page on every spawn.
+static STACK_POOL: std::sync::Mutex<Vec<ChildStacks>> = std::sync::Mutex::new(Vec::new());
+/// More than this many idle stacks are unmapped (each is ~200 KiB of address space, a few
+/// touched pages).
+const STACK_POOL_MAX: usize = 8;
+
+impl ChildStacks {
+    /// A stack pair from the pool, or a new one.
+    fn get() -> Result<ChildStacks, SandboxError> {
+        if let Some(s) = STACK_POOL.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(s);
+        }
+        ChildStacks::new()
+    }
+
+    /// Returns the stacks to the pool. Only once no child runs on them any more.
+    fn recycle(self) {
+        if let Ok(mut p) = STACK_POOL.lock()
+            && p.len() < STACK_POOL_MAX
+        {
+            p.push(self);
+        }
+    }
+
+    fn new() -> Result<ChildStacks, SandboxError> {
+        // SAFETY: sysconf has no preconditions.
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as usize,
+            _ => 4096,
+        };
+        let len = page + COMMAND_STACK + page + SUPERVISOR_STACK;
+        // SAFETY: a fresh anonymous mapping; the guard pages are inside it.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return Err(SandboxError::Setup {
+                    step: "mmap child stacks",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            let stacks = ChildStacks { base, len, page };
+            let guard2 = base.cast::<u8>().add(page + COMMAND_STACK).cast();
+            if libc::mprotect(base, page, libc::PROT_NONE) != 0
+                || libc::mprotect(guard2, page, libc::PROT_NONE) != 0
+            {
+                return Err(SandboxError::Setup {
+                    step: "mprotect guard page",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            Ok(stacks)
+        }
+    }
+
+    fn command_top(&self) -> *mut libc::c_void {
+        // SAFETY: inside the mapping (the end of the command's stack).
+        unsafe { self.base.cast::<u8>().add(self.page + COMMAND_STACK).cast() }
+    }
+
+    fn supervisor_top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping, the top of the supervisor's stack.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStacks {
+    fn drop(&mut self) {
+        // SAFETY: our mapping; no child runs on it any more (see `SandboxedChild::finish`).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
 
 struct UsernsPlan {
     uid_map: CString,
@@ -1057,7 +1193,8 @@ struct MountAttr {
 const MOUNT_ATTR_RDONLY: u64 = 1;
 const AT_RECURSIVE: u32 = 0x8000;
 
-unsafe fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64, clr: u64) -> bool {
+/// `mount_setattr` on `path`: 0 or `-errno`.
+unsafe fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64, clr: u64) -> isize {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -1067,37 +1204,37 @@ unsafe fn mount_setattr(path: &std::ffi::CStr, recursive: bool, set: u64, clr: u
     let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: path is NUL-terminated, attr is a valid mount_attr of the size we pass.
     unsafe {
-        libc::syscall(
+        sys::sys6(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
+            libc::AT_FDCWD as isize as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+            &attr as *const MountAttr as usize,
             std::mem::size_of::<MountAttr>(),
-        ) == 0
+            0,
+        )
     }
 }
 
-/// Makes the whole mount namespace read-only and re-opens `writable` for writing.
-unsafe fn readonly_except(writable: &[CString]) -> bool {
+/// Makes the whole mount namespace read-only and re-opens `writable` for writing. Returns
+/// the first raw error (`-errno`) or 0.
+unsafe fn readonly_except(writable: &[CString]) -> isize {
     unsafe {
-        if !mount_setattr(c"/", true, MOUNT_ATTR_RDONLY, 0) {
-            return false;
+        let r = mount_setattr(c"/", true, MOUNT_ATTR_RDONLY, 0);
+        if r != 0 {
+            return r;
         }
         for w in writable {
-            if libc::mount(
-                w.as_ptr(),
-                w.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-                || !mount_setattr(w, false, 0, MOUNT_ATTR_RDONLY)
-            {
-                return false;
+            let r = sys::mount(w.as_ptr(), w.as_ptr(), libc::MS_BIND);
+            if r != 0 {
+                return r;
+            }
+            let r = mount_setattr(w, false, 0, MOUNT_ATTR_RDONLY);
+            if r != 0 {
+                return r;
             }
         }
-        true
+        0
     }
 }
 
@@ -1117,13 +1254,14 @@ struct ChildPlan<'a> {
     userns: Option<UsernsPlan>,
     mounts: Vec<MountOp>,
     ruleset: RawFd,
-    filters: [&'a seccompiler::BpfProgram; 2],
+    filter: &'a [libc::sock_filter],
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     err_w: RawFd,
     status_w: RawFd,
     new_session: bool,
     parent: libc::pid_t,
     timeout_us: i64,
+    command_stack: *mut libc::c_void,
 }
 
 const STEP_FORK: u32 = 1;
@@ -1180,8 +1318,8 @@ unsafe fn fail(err_w: RawFd, step: u32, errno: i32) -> ! {
     b[4..].copy_from_slice(&errno.to_ne_bytes());
     // SAFETY: writing a stack buffer to our pipe, then exiting without running destructors.
     unsafe {
-        libc::write(err_w, b.as_ptr().cast(), 8);
-        libc::_exit(if step == STEP_EXEC {
+        sys::write(err_w, &b);
+        sys::exit(if step == STEP_EXEC {
             if errno == libc::ENOENT { 127 } else { 126 }
         } else {
             125
@@ -1193,9 +1331,9 @@ unsafe fn write_all_raw(fd: RawFd, b: &[u8]) {
     let mut off = 0;
     while off < b.len() {
         // SAFETY: writing the remaining part of b.
-        let r = unsafe { libc::write(fd, b[off..].as_ptr().cast(), b.len() - off) };
+        let r = unsafe { sys::write(fd, &b[off..]) };
         if r <= 0 {
-            if r < 0 && errno() == libc::EINTR {
+            if sys::err(r) == libc::EINTR {
                 continue;
             }
             return;
@@ -1204,29 +1342,37 @@ unsafe fn write_all_raw(fd: RawFd, b: &[u8]) {
     }
 }
 
+extern "C" fn supervisor_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildPlan` of `spawn_inner`, which outlives the command's exec.
+    unsafe { supervisor(&*(arg as *const ChildPlan<'_>)) }
+}
+
+extern "C" fn command_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as above; the supervisor is suspended (CLONE_VFORK) until we exec or exit.
+    unsafe { command_child(&*(arg as *const ChildPlan<'_>)) }
+}
+
 unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
     unsafe {
-        // The signals we act on are blocked and taken with sigtimedwait: no handlers, no
-        // shared state (this may be a fork of a multithreaded server).
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [
+        // What is needed after the command has exec'd: from then on the caller may free `plan`.
+        let err_w = plan.err_w;
+        let sw = plan.status_w;
+        let parent = plan.parent;
+        let timeout_us = plan.timeout_us;
+
+        // Every signal arrives blocked (the caller blocked them around clone), so none of the
+        // caller's handlers ever runs here; the ones we act on are taken with sigtimedwait.
+        let set: sys::KSigset = [
             libc::SIGCHLD,
             libc::SIGUSR1,
             libc::SIGALRM,
             libc::SIGTERM,
             libc::SIGHUP,
-        ] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        if plan.new_session {
-            libc::setsid();
-        }
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        // No PR_SET_PDEATHSIG: it fires when the forking *thread* exits (a tokio blocking
-        // thread retires after 10 s idle), not the process. The caller's death is noticed by
-        // the periodic getppid() check below instead.
+        ]
+        .iter()
+        .fold(0, |s, &sig| s | sys::sigbit(sig));
+        // A caller that ignores SIGCHLD would have our children reaped behind our back.
+        sys::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
         for sig in [
             libc::SIGINT,
             libc::SIGQUIT,
@@ -1235,39 +1381,57 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
             libc::SIGTTIN,
             libc::SIGTSTP,
         ] {
-            libc::signal(sig, libc::SIG_IGN);
+            sys::set_disposition(sig, libc::SIG_IGN);
         }
-        if libc::getppid() != plan.parent {
-            libc::_exit(125);
+        if plan.new_session {
+            sys::sys(libc::SYS_setsid, 0, 0, 0, 0);
+        }
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // No PR_SET_PDEATHSIG: it fires when the cloning *thread* exits (a tokio blocking
+        // thread retires after 10 s idle), not the process. The caller's death is noticed by
+        // the periodic getppid() check below instead.
+        if sys::getppid() != parent {
+            sys::exit(125);
         }
 
-        let c = libc::fork();
-        if c == 0 {
-            command_child(plan);
-        }
+        // The command: a vfork-style clone, so nothing of the caller's memory is copied; we
+        // stay suspended until it has exec'd or failed.
+        let c = libc::clone(
+            command_entry,
+            plan.command_stack,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            plan as *const ChildPlan<'_> as *mut libc::c_void,
+        );
         if c < 0 {
-            fail(plan.err_w, STEP_FORK, errno());
+            // libc's clone stored errno in the caller's thread slot, not ours: report EAGAIN,
+            // clone's usual failure (process or memory limits).
+            fail(err_w, STEP_FORK, libc::EAGAIN);
         }
         // Keep nothing of the caller's fds (a server's sockets, other commands' pipes).
-        let sw = plan.status_w;
         if sw > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (sw - 1) as u32, 0u32);
+            sys::close_range(0, (sw - 1) as u32, 0);
         }
-        libc::syscall(libc::SYS_close_range, (sw + 1) as u32, u32::MAX, 0u32);
+        sys::close_range((sw + 1) as u32, u32::MAX, 0);
         write_all_raw(sw, &(c as u32).to_ne_bytes());
 
-        if plan.timeout_us > 0 {
+        if timeout_us > 0 {
             let it = libc::itimerval {
                 it_interval: libc::timeval {
                     tv_sec: 0,
                     tv_usec: 0,
                 },
                 it_value: libc::timeval {
-                    tv_sec: (plan.timeout_us / 1_000_000) as libc::time_t,
-                    tv_usec: (plan.timeout_us % 1_000_000) as libc::suseconds_t,
+                    tv_sec: (timeout_us / 1_000_000) as libc::time_t,
+                    tv_usec: (timeout_us % 1_000_000) as libc::suseconds_t,
                 },
             };
-            libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+            sys::sys(
+                libc::SYS_setitimer,
+                libc::ITIMER_REAL as usize,
+                &it as *const libc::itimerval as usize,
+                0,
+                0,
+            );
         }
 
         let mut cmd_status: i32 = -1;
@@ -1278,11 +1442,11 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
         };
         'wait: loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigtimedwait(&set, &mut info, &tick);
+            let sig = sys::sigtimedwait(&set, &mut info, &tick) as i32;
             if sig == libc::SIGCHLD {
                 loop {
                     let mut st = 0;
-                    let r = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                    let r = sys::wait(-1, &mut st, libc::WNOHANG) as i32;
                     if r == c {
                         cmd_status = st;
                         break 'wait;
@@ -1297,7 +1461,7 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
             } else if sig > 0 {
                 reason = SUP_KILLED;
                 break;
-            } else if libc::getppid() != plan.parent {
+            } else if sys::getppid() != parent {
                 // The caller died: nobody will wait for the command.
                 reason = SUP_KILLED;
                 break;
@@ -1305,7 +1469,13 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
         }
         kill_descendants(c, &mut cmd_status);
         let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        sys::sys(
+            libc::SYS_getrusage,
+            libc::RUSAGE_CHILDREN as isize as usize,
+            &mut ru as *mut libc::rusage as usize,
+            0,
+            0,
+        );
         let words: [i64; 7] = [
             cmd_status as i64,
             reason,
@@ -1316,11 +1486,11 @@ unsafe fn supervisor(plan: &ChildPlan<'_>) -> ! {
             ru.ru_maxrss as i64,
         ];
         let mut out = [0u8; 56];
-        for (i, w) in words.iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+        for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
         }
         write_all_raw(sw, &out);
-        libc::_exit(0);
+        sys::exit(0);
     }
 }
 
@@ -1330,11 +1500,11 @@ unsafe fn kill_descendants(cmd: libc::pid_t, cmd_status: &mut i32) {
         let path = c"/proc/thread-self/children";
         let mut buf = [0u8; 4096];
         loop {
-            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            let fd = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC) as i32;
             let mut killed_any = false;
             if fd >= 0 {
-                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-                libc::close(fd);
+                let n = sys::read(fd, &mut buf);
+                sys::close(fd);
                 let mut cur: i64 = 0;
                 let mut have = false;
                 for &b in buf.iter().take(n.max(0) as usize) {
@@ -1342,21 +1512,21 @@ unsafe fn kill_descendants(cmd: libc::pid_t, cmd_status: &mut i32) {
                         cur = cur * 10 + (b - b'0') as i64;
                         have = true;
                     } else if have {
-                        libc::kill(cur as libc::pid_t, libc::SIGKILL);
+                        sys::kill(cur as libc::pid_t, libc::SIGKILL);
                         killed_any = true;
                         cur = 0;
                         have = false;
                     }
                 }
                 if have {
-                    libc::kill(cur as libc::pid_t, libc::SIGKILL);
+                    sys::kill(cur as libc::pid_t, libc::SIGKILL);
                     killed_any = true;
                 }
             } else if *cmd_status == -1 {
-                libc::kill(cmd, libc::SIGKILL);
+                sys::kill(cmd, libc::SIGKILL);
             }
             let mut st = 0;
-            let r = libc::waitpid(
+            let r = sys::wait(
                 -1,
                 &mut st,
                 if killed_any || fd < 0 {
@@ -1364,12 +1534,12 @@ unsafe fn kill_descendants(cmd: libc::pid_t, cmd_status: &mut i32) {
                 } else {
                     libc::WNOHANG
                 },
-            );
+            ) as i32;
             if r == cmd && *cmd_status == -1 {
                 *cmd_status = st;
             }
             if r < 0 {
-                if errno() == libc::EINTR {
+                if sys::err(r as isize) == libc::EINTR {
                     continue;
                 }
                 break; // ECHILD: nothing left
@@ -1382,122 +1552,146 @@ unsafe fn kill_descendants(cmd: libc::pid_t, cmd_status: &mut i32) {
     }
 }
 
-unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> bool {
+/// Writes `data` to `path` in one call: 0 or `-errno` (`-EIO` for a short write).
+unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> isize {
     unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        let fd = sys::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 {
-            return false;
+            return fd;
         }
-        let ok = libc::write(fd, data.as_ptr().cast(), data.len()) == data.len() as isize;
-        libc::close(fd);
-        ok
+        let r = sys::write(fd as i32, data);
+        sys::close(fd as i32);
+        match r {
+            r if r < 0 => r,
+            r if r as usize == data.len() => 0,
+            _ => -(libc::EIO as isize),
+        }
     }
+}
+
+/// Fails the command child at `step` if the raw call result `r` is an error.
+macro_rules! check {
+    ($ew:expr, $step:expr, $r:expr) => {{
+        let r = $r;
+        if r < 0 {
+            fail($ew, $step, sys::err(r as isize));
+        }
+        r
+    }};
 }
 
 unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
     unsafe {
         let ew = plan.err_w;
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..32 {
+        // Default dispositions before unblocking: a handler of the caller must never run in
+        // this process, which shares its memory (ignored signals would also survive exec).
+        for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                sys::set_disposition(sig, libc::SIG_DFL);
             }
         }
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        sys::sigprocmask(libc::SIG_SETMASK, &0);
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as usize);
         for (i, fd) in plan.stdio.iter().enumerate() {
-            if *fd >= 0 && libc::dup2(*fd, i as i32) < 0 {
-                fail(ew, STEP_STDIO, errno());
+            if *fd >= 0 {
+                check!(ew, STEP_STDIO, sys::dup2(*fd, i as i32));
             }
         }
         if let Some(u) = &plan.userns {
-            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-                fail(ew, STEP_USERNS, errno());
-            }
-            if !write_file(c"/proc/self/setgroups", b"deny")
-                || !write_file(c"/proc/self/uid_map", u.uid_map.as_bytes())
-                || !write_file(c"/proc/self/gid_map", u.gid_map.as_bytes())
-            {
-                fail(ew, STEP_IDMAP, errno());
-            }
-            if libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_SLAVE,
-                std::ptr::null(),
-            ) != 0
-            {
-                fail(ew, STEP_READONLY, errno());
-            }
-            if !readonly_except(&u.writable) {
-                fail(ew, STEP_READONLY, errno());
-            }
+            check!(
+                ew,
+                STEP_USERNS,
+                sys::sys(
+                    libc::SYS_unshare,
+                    (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as usize,
+                    0,
+                    0,
+                    0
+                )
+            );
+            check!(ew, STEP_IDMAP, write_file(c"/proc/self/setgroups", b"deny"));
+            check!(
+                ew,
+                STEP_IDMAP,
+                write_file(c"/proc/self/uid_map", u.uid_map.as_bytes())
+            );
+            check!(
+                ew,
+                STEP_IDMAP,
+                write_file(c"/proc/self/gid_map", u.gid_map.as_bytes())
+            );
+            check!(
+                ew,
+                STEP_READONLY,
+                sys::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    libc::MS_REC | libc::MS_SLAVE
+                )
+            );
+            check!(ew, STEP_READONLY, readonly_except(&u.writable));
             for m in &plan.mounts {
-                if libc::mount(
-                    m.src.as_ptr(),
-                    m.dst.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    fail(ew, STEP_MOUNT, errno());
-                }
-                if let Some(flags) = m.remount
-                    && libc::mount(
-                        std::ptr::null(),
-                        m.dst.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
-                        std::ptr::null(),
-                    ) != 0
-                {
-                    fail(ew, STEP_MOUNT, errno());
+                check!(
+                    ew,
+                    STEP_MOUNT,
+                    sys::mount(m.src.as_ptr(), m.dst.as_ptr(), libc::MS_BIND)
+                );
+                if let Some(flags) = m.remount {
+                    check!(
+                        ew,
+                        STEP_MOUNT,
+                        sys::mount(
+                            std::ptr::null(),
+                            m.dst.as_ptr(),
+                            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                        )
+                    );
                 }
             }
             let (src, dst) = &u.tmp_over;
-            if libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-                || !mount_setattr(dst, false, 0, MOUNT_ATTR_RDONLY)
-            {
-                fail(ew, STEP_READONLY, errno());
-            }
+            check!(
+                ew,
+                STEP_READONLY,
+                sys::mount(src.as_ptr(), dst.as_ptr(), libc::MS_BIND)
+            );
+            check!(
+                ew,
+                STEP_READONLY,
+                mount_setattr(dst, false, 0, MOUNT_ATTR_RDONLY)
+            );
         }
-        if libc::chdir(plan.cwd.as_ptr()) != 0 {
-            fail(ew, STEP_CHDIR, errno());
-        }
+        check!(ew, STEP_CHDIR, sys::chdir(&plan.cwd));
         for (res, val) in &plan.rlimits {
             let lim = libc::rlimit {
                 rlim_cur: *val,
                 rlim_max: *val,
             };
-            if libc::setrlimit(*res, &lim) != 0 {
-                fail(ew, STEP_RLIMIT, errno());
-            }
+            check!(
+                ew,
+                STEP_RLIMIT,
+                sys::sys(
+                    libc::SYS_prlimit64,
+                    0,
+                    *res as usize,
+                    &lim as *const libc::rlimit as usize,
+                    0
+                )
+            );
         }
         // Everything above fd 2 closes at exec (the error pipe and the ruleset included).
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
+        sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
 
         // Capabilities: none survive (matters when started as root, or inside the userns).
+        // Numbers past the kernel's last capability answer EINVAL.
         for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+            if sys::err(sys::prctl(libc::PR_CAPBSET_DROP, cap)) == libc::EINVAL {
+                break;
+            }
         }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
+        sys::sys(
+            libc::SYS_prctl,
+            libc::PR_CAP_AMBIENT as usize,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as usize,
             0,
             0,
         );
@@ -1528,39 +1722,55 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
                 inheritable: 0,
             },
         ];
-        if libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) != 0 {
-            fail(ew, STEP_CAPS, errno());
-        }
-
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            fail(ew, STEP_NNP, errno());
-        }
-        if plan.ruleset >= 0
-            && libc::syscall(libc::SYS_landlock_restrict_self, plan.ruleset, 0u32) != 0
-        {
-            fail(ew, STEP_LANDLOCK, errno());
-        }
-        for f in plan.filters {
-            let prog = libc::sock_fprog {
-                len: f.len() as u16,
-                filter: f.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0u32,
-                &prog as *const libc::sock_fprog,
-            ) != 0
-            {
-                fail(ew, STEP_SECCOMP, errno());
-            }
-        }
-        libc::execve(
-            plan.program.as_ptr(),
-            plan.argv_ptrs.as_ptr(),
-            plan.envp_ptrs.as_ptr(),
+        check!(
+            ew,
+            STEP_CAPS,
+            sys::sys(
+                libc::SYS_capset,
+                &hdr as *const CapHeader as usize,
+                data.as_ptr() as usize,
+                0,
+                0
+            )
         );
-        fail(ew, STEP_EXEC, errno());
+
+        check!(ew, STEP_NNP, sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1));
+        if plan.ruleset >= 0 {
+            check!(
+                ew,
+                STEP_LANDLOCK,
+                sys::sys(
+                    libc::SYS_landlock_restrict_self,
+                    plan.ruleset as usize,
+                    0,
+                    0,
+                    0
+                )
+            );
+        }
+        let prog = libc::sock_fprog {
+            len: plan.filter.len() as u16,
+            filter: plan.filter.as_ptr() as *mut libc::sock_filter,
+        };
+        check!(
+            ew,
+            STEP_SECCOMP,
+            sys::sys(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER as usize,
+                0,
+                &prog as *const libc::sock_fprog as usize,
+                0
+            )
+        );
+        let r = sys::sys(
+            libc::SYS_execve,
+            plan.program.as_ptr() as usize,
+            plan.argv_ptrs.as_ptr() as usize,
+            plan.envp_ptrs.as_ptr() as usize,
+            0,
+        );
+        fail(ew, STEP_EXEC, sys::err(r));
     }
 }
 
@@ -1582,9 +1792,9 @@ pub(crate) fn try_userns_in_child() -> bool {
         let pid = libc::fork();
         if pid == 0 {
             let ok = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0
-                && write_file(c"/proc/self/setgroups", b"deny")
-                && write_file(c"/proc/self/uid_map", uid_map.as_bytes())
-                && write_file(c"/proc/self/gid_map", gid_map.as_bytes())
+                && write_file(c"/proc/self/setgroups", b"deny") == 0
+                && write_file(c"/proc/self/uid_map", uid_map.as_bytes()) == 0
+                && write_file(c"/proc/self/gid_map", gid_map.as_bytes()) == 0
                 && libc::mount(
                     std::ptr::null(),
                     c"/".as_ptr(),
@@ -1592,7 +1802,7 @@ pub(crate) fn try_userns_in_child() -> bool {
                     libc::MS_REC | libc::MS_SLAVE,
                     std::ptr::null(),
                 ) == 0
-                && readonly_except(&[target.to_owned()]);
+                && readonly_except(&[target.to_owned()]) == 0;
             libc::_exit(if ok { 0 } else { 1 });
         }
         if pid < 0 {
