@@ -59,40 +59,61 @@ pub fn validate(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Compiled patterns; [`PatternSet::matches`] returns the indices of matching patterns.
+/// Patterns, compiled on first use; [`PatternSet::matches`] returns the indices of matching
+/// patterns. Compiling is the expensive part of loading a policy (regex automata), and a
+/// short-lived `airlock exec` only reads the pattern lists, so it never pays for it.
 #[derive(Debug, Clone)]
 pub struct PatternSet {
+    patterns: Vec<String>,
+    compiled: std::sync::OnceLock<Compiled>,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
     set: GlobSet,
     /// glob index in `set` -> pattern index
     owner: Vec<usize>,
 }
 
 impl PatternSet {
-    /// Compiles patterns; invalid patterns (which validation already rejected) match nothing.
+    /// Keeps the patterns; invalid ones (which validation already rejected) match nothing.
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> PatternSet {
-        let mut builder = GlobSetBuilder::new();
-        let mut owner = Vec::new();
-        for (i, p) in patterns.into_iter().enumerate() {
-            let Ok(globs) = expand(p) else { continue };
-            for g in globs {
-                if let Ok(glob) = build(&g) {
-                    builder.add(glob);
-                    owner.push(i);
+        PatternSet {
+            patterns: patterns.into_iter().map(str::to_owned).collect(),
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            let mut builder = GlobSetBuilder::new();
+            let mut owner = Vec::new();
+            for (i, p) in self.patterns.iter().enumerate() {
+                let Ok(globs) = expand(p) else { continue };
+                for g in globs {
+                    if let Ok(glob) = build(&g) {
+                        builder.add(glob);
+                        owner.push(i);
+                    }
                 }
             }
-        }
-        let set = builder.build().unwrap_or_else(|_| GlobSet::empty());
-        PatternSet { set, owner }
+            let set = builder.build().unwrap_or_else(|_| GlobSet::empty());
+            Compiled { set, owner }
+        })
     }
 
     /// Indices (into the patterns given to `new`) of the patterns matching `rel`, a
     /// workspace-relative path with `/` separators.
     pub fn matches(&self, rel: &str) -> Vec<usize> {
-        let mut out: Vec<usize> = self
+        if self.patterns.is_empty() {
+            return Vec::new();
+        }
+        let c = self.compiled();
+        let mut out: Vec<usize> = c
             .set
             .matches(rel)
             .into_iter()
-            .filter_map(|g| self.owner.get(g).copied())
+            .filter_map(|g| c.owner.get(g).copied())
             .collect();
         out.dedup();
         out

@@ -1,16 +1,14 @@
-//! Landlock rules: directory handles opened once in [`LandlockPlan::new`], a fresh ruleset per
-//! command (cheap: one `landlock_add_rule` per handle) so that each command's private TMPDIR
-//! is the only one it can reach.
+//! Landlock rules: directory handles opened once in [`LandlockPlan::new`], rulesets built from
+//! them with one raw `landlock_add_rule` per handle: once per sandbox where user namespaces
+//! work (each command's mount namespace shows only its own TMPDIR), per command otherwise (so
+//! that each command's private TMPDIR is the only one it can reach).
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
-};
+use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
 
 use crate::SandboxError;
 
@@ -234,44 +232,131 @@ impl LandlockPlan {
     }
 
     /// Builds a ruleset fd from the handles plus per-command `extra` handles.
+    ///
+    /// Raw `landlock_create_ruleset`/`landlock_add_rule` calls: the crate's `add_rule` checks
+    /// each handle with an `fstat` (file or directory?), which [`LandlockPlan::add`] already
+    /// settled when it masked the rights, and a root sandbox has ~150 handles (`/etc` entry
+    /// by entry).
     pub fn build(
         &self,
         extra: &[(BorrowedFd<'_>, BitFlags<AccessFs>)],
     ) -> Result<OwnedFd, SandboxError> {
-        let err = |e: landlock::RulesetError| SandboxError::Landlock(e.to_string());
-        let mut rs = Ruleset::default()
-            .set_compatibility(CompatLevel::HardRequirement)
-            .handle_access(AccessFs::from_all(self.abi))
-            .map_err(err)?;
-        if self.abi as i32 >= 4 {
-            rs = rs
-                .handle_access(AccessNet::from_all(self.abi))
-                .map_err(err)?;
+        let abi = self.abi as i32;
+        let attr = RulesetAttr {
+            handled_access_fs: AccessFs::from_all(self.abi).bits(),
+            handled_access_net: if abi >= 4 {
+                AccessNet::from_all(self.abi).bits()
+            } else {
+                0
+            },
+            scoped: if abi >= 6 {
+                Scope::from_all(self.abi).bits()
+            } else {
+                0
+            },
+        };
+        // The kernel accepts the struct up to the fields its ABI knows.
+        let size = match abi {
+            ..=3 => 8,
+            4 | 5 => 16,
+            _ => std::mem::size_of::<RulesetAttr>(),
+        };
+        // SAFETY: attr is a valid landlock_ruleset_attr of at least `size` bytes.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                &attr as *const RulesetAttr,
+                size,
+                0u32,
+            )
+        };
+        if fd < 0 {
+            return Err(SandboxError::Landlock(format!(
+                "landlock_create_ruleset: {}",
+                std::io::Error::last_os_error()
+            )));
         }
-        if self.abi as i32 >= 6 {
-            rs = rs.scope(Scope::from_all(self.abi)).map_err(err)?;
+        // SAFETY: a fresh fd returned by the kernel, now owned here.
+        let ruleset = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let add = |kind: u32, attr: *const libc::c_void, what: &dyn Fn() -> String| {
+            // SAFETY: attr points to the rule attribute matching `kind`.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset.as_raw_fd(),
+                    kind,
+                    attr,
+                    0u32,
+                )
+            };
+            if r != 0 {
+                return Err(SandboxError::Landlock(format!(
+                    "landlock_add_rule ({}): {}",
+                    what(),
+                    std::io::Error::last_os_error()
+                )));
+            }
+            Ok(())
+        };
+        let handles = self.handles.iter().map(|h| (h.fd.as_fd(), h.access));
+        for (fd, access) in handles.chain(extra.iter().copied()) {
+            if access.is_empty() {
+                continue;
+            }
+            let rule = PathBeneathAttr {
+                allowed_access: access.bits(),
+                parent_fd: fd.as_raw_fd(),
+            };
+            add(
+                LANDLOCK_RULE_PATH_BENEATH,
+                &rule as *const PathBeneathAttr as *const libc::c_void,
+                &|| {
+                    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| format!("fd {}", fd.as_raw_fd()))
+                },
+            )?;
         }
-        let mut created = rs.create().map_err(err)?;
-        for h in &self.handles {
-            created = created
-                .add_rule(PathBeneath::new(h.fd.as_fd(), h.access))
-                .map_err(err)?;
-        }
-        for (fd, access) in extra {
-            created = created
-                .add_rule(PathBeneath::new(*fd, *access))
-                .map_err(err)?;
-        }
-        if self.abi as i32 >= 4 {
+        if abi >= 4 {
             for port in &self.tcp_ports {
-                created = created
-                    .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
-                    .map_err(err)?;
+                let rule = NetPortAttr {
+                    allowed_access: AccessNet::ConnectTcp as u64,
+                    port: u64::from(*port),
+                };
+                add(
+                    LANDLOCK_RULE_NET_PORT,
+                    &rule as *const NetPortAttr as *const libc::c_void,
+                    &|| format!("TCP port {port}"),
+                )?;
             }
         }
-        let fd: Option<OwnedFd> = created.into();
-        fd.ok_or_else(|| SandboxError::Landlock("the kernel returned no ruleset".into()))
+        Ok(ruleset)
     }
+}
+
+/// `struct landlock_ruleset_attr` (uapi/linux/landlock.h).
+#[repr(C)]
+struct RulesetAttr {
+    handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+const LANDLOCK_RULE_NET_PORT: u32 = 2;
+
+/// `struct landlock_path_beneath_attr`, packed in the uapi header.
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// `struct landlock_net_port_attr`.
+#[repr(C)]
+struct NetPortAttr {
+    allowed_access: u64,
+    port: u64,
 }
 
 fn tty_path(fd: i32) -> Option<PathBuf> {

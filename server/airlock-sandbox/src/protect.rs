@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::SandboxError;
 
@@ -61,7 +61,12 @@ fn check_relative(s: &str) -> Result<(), SandboxError> {
 /// Builds a matcher with the policy's gitignore-like semantics: a pattern without `/` matches
 /// at any depth, `*` does not cross `/`, and a match on a directory covers everything below.
 fn globset(patterns: &[String]) -> Result<GlobSet, SandboxError> {
-    let mut b = GlobSetBuilder::new();
+    build_set(parse_globs(patterns)?)
+}
+
+/// Parses (and so validates) the patterns; cheap next to compiling the set.
+fn parse_globs(patterns: &[String]) -> Result<Vec<Glob>, SandboxError> {
+    let mut out = Vec::new();
     for p in patterns {
         let p = clean(p);
         if p.is_empty() {
@@ -80,8 +85,16 @@ fn globset(patterns: &[String]) -> Result<GlobSet, SandboxError> {
                 .backslash_escape(false)
                 .build()
                 .map_err(|e| SandboxError::Config(format!("bad glob `{p}`: {e}")))?;
-            b.add(g);
+            out.push(g);
         }
+    }
+    Ok(out)
+}
+
+fn build_set(globs: Vec<Glob>) -> Result<GlobSet, SandboxError> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(g);
     }
     b.build()
         .map_err(|e| SandboxError::Config(format!("bad glob set: {e}")))
@@ -138,11 +151,15 @@ pub(crate) fn scan(
     deny: &[String],
     protect: &ProtectSpec,
 ) -> Result<Scan, SandboxError> {
-    let deny = globset(deny)?;
+    let deny = parse_globs(deny)?;
     let mut out = Scan::default();
     if deny.is_empty() && !protect.has_globs {
         return Ok(out);
     }
+    // Compiled at the first entry: an empty workspace (a fresh checkout's parent, a scratch
+    // dir) never pays for the regex automata.
+    let mut deny = Some(deny);
+    let mut deny_set: Option<GlobSet> = None;
     let mut stack = vec![workspace.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -159,7 +176,11 @@ pub(crate) fn scan(
             let Ok(rel) = path.strip_prefix(workspace) else {
                 continue;
             };
-            if deny.is_match(rel) {
+            let set = match (&deny_set, deny.take()) {
+                (Some(set), _) => set,
+                (None, globs) => deny_set.insert(build_set(globs.unwrap_or_default())?),
+            };
+            if set.is_match(rel) {
                 out.denied.push((path, ft.is_dir()));
                 continue;
             }
