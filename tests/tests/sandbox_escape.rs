@@ -13,6 +13,7 @@ mod sandbox_common;
 
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -348,6 +349,38 @@ exit 0"#
         );
         victim.kill().unwrap();
         let _ = victim.wait();
+    });
+}
+
+/// Started as root, the command keeps no capability: neither directly nor by executing a
+/// program again (uid 0 would get its bounding set back at execve; cleared capabilities,
+/// locked securebits and no_new_privs each stop that). CAP_CHOWN is what Landlock and the
+/// read-only mounts don't cover inside the workspace, so the effect is checked there: the
+/// owner of the files on disk.
+#[test]
+fn capabilities_do_not_survive_even_for_root() {
+    for_each_case(|case| {
+        let t = Fixture::new(case);
+        for f in ["owned", "owned2", "control"] {
+            std::fs::write(t.ws.join(f), "x").unwrap();
+        }
+        t.chown_all();
+        let r = t.exec(
+            &[],
+            "chown 65534 owned; sh -c 'exec chown 65534 owned2'; exit 0",
+        );
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        for f in ["owned", "owned2"] {
+            let uid = std::fs::metadata(t.ws.join(f)).unwrap().uid();
+            assert_ne!(uid, 65534, "{case}: {f} was chowned inside the sandbox");
+        }
+        if is_root() && case.user == User::Current {
+            // The same chown works for root outside the sandbox: the test can fail.
+            let c = t.run_unsandboxed(&format!("chown 65534 {}", t.ws.join("control").display()));
+            assert_eq!(c.code, 0, "{case}: {}", c.stderr);
+            let uid = std::fs::metadata(t.ws.join("control")).unwrap().uid();
+            assert_eq!(uid, 65534, "{case}: control chown had no effect");
+        }
     });
 }
 

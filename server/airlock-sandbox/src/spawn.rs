@@ -432,6 +432,7 @@ impl Sandbox {
                 Some(UsernsPlan {
                     uid_map: CString::new(format!("{uid} {uid} 1\n")).unwrap_or_default(),
                     gid_map: CString::new(format!("{gid} {gid} 1\n")).unwrap_or_default(),
+                    try_mount_ns_alone: uid == 0,
                     writable,
                     tmp_over: (
                         c(tmpdir.as_os_str())?,
@@ -1173,6 +1174,10 @@ impl Drop for ChildStacks {
 struct UsernsPlan {
     uid_map: CString,
     gid_map: CString,
+    /// Started as root: try a mount namespace alone first (root may create one without a user
+    /// namespace, which saves creating the user namespace and writing its id maps); a
+    /// container's root without CAP_SYS_ADMIN falls back to the user namespace.
+    try_mount_ns_alone: bool,
     /// Every mount is made read-only, then these are bind-mounted writable again (the
     /// workspace, the TMPDIR, `extra_write`): metadata changes (chmod, chown, utimes, xattrs),
     /// which Landlock does not control, can't reach anything else.
@@ -1302,6 +1307,10 @@ const NAMESPACE_STEPS: &[&str] = &[
     "uid/gid map",
     "read-only remount outside the workspace",
 ];
+
+/// SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_KEEP_CAPS_LOCKED (keep-caps off) |
+/// SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED (linux/securebits.h).
+const SECUREBITS_LOCKED_NOROOT: usize = 0x01 | 0x02 | 0x20 | 0x40 | 0x80;
 
 const SUP_TIMEOUT: i64 = 1;
 const SUP_KILLED: i64 = 2;
@@ -1598,28 +1607,32 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
             }
         }
         if let Some(u) = &plan.userns {
-            check!(
-                ew,
-                STEP_USERNS,
-                sys::sys(
-                    libc::SYS_unshare,
-                    (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as usize,
-                    0,
-                    0,
-                    0
-                )
-            );
-            check!(ew, STEP_IDMAP, write_file(c"/proc/self/setgroups", b"deny"));
-            check!(
-                ew,
-                STEP_IDMAP,
-                write_file(c"/proc/self/uid_map", u.uid_map.as_bytes())
-            );
-            check!(
-                ew,
-                STEP_IDMAP,
-                write_file(c"/proc/self/gid_map", u.gid_map.as_bytes())
-            );
+            let alone = u.try_mount_ns_alone
+                && sys::sys(libc::SYS_unshare, libc::CLONE_NEWNS as usize, 0, 0, 0) == 0;
+            if !alone {
+                check!(
+                    ew,
+                    STEP_USERNS,
+                    sys::sys(
+                        libc::SYS_unshare,
+                        (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as usize,
+                        0,
+                        0,
+                        0
+                    )
+                );
+                check!(ew, STEP_IDMAP, write_file(c"/proc/self/setgroups", b"deny"));
+                check!(
+                    ew,
+                    STEP_IDMAP,
+                    write_file(c"/proc/self/uid_map", u.uid_map.as_bytes())
+                );
+                check!(
+                    ew,
+                    STEP_IDMAP,
+                    write_file(c"/proc/self/gid_map", u.gid_map.as_bytes())
+                );
+            }
             check!(
                 ew,
                 STEP_READONLY,
@@ -1682,10 +1695,16 @@ unsafe fn command_child(plan: &ChildPlan<'_>) -> ! {
         sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
 
         // Capabilities: none survive (matters when started as root, or inside the userns).
-        // Numbers past the kernel's last capability answer EINVAL.
-        for cap in 0..64 {
-            if sys::err(sys::prctl(libc::PR_CAPBSET_DROP, cap)) == libc::EINVAL {
-                break;
+        // Locked securebits stop execve from granting uid 0 the bounding set (the only way
+        // back to capabilities once they are cleared below: no_new_privs ignores file
+        // capabilities and set-user-ID bits). One call: dropping the bounding set takes one
+        // credential copy per capability (~40), a sizeable part of a spawn. Without
+        // CAP_SETPCAP (no user namespace, not root) neither is possible nor needed.
+        if sys::prctl(libc::PR_SET_SECUREBITS, SECUREBITS_LOCKED_NOROOT) != 0 {
+            for cap in 0..64 {
+                if sys::err(sys::prctl(libc::PR_CAPBSET_DROP, cap)) == libc::EINVAL {
+                    break;
+                }
             }
         }
         sys::sys(
