@@ -53,3 +53,12 @@ CH=${CARGO_HOME:-$HOME/.cargo}; RH=${RUSTUP_HOME:-$HOME/.rustup}
 
 echo "== 3. in-server spawn (criterion)"
 cargo bench -q -p airlock-sandbox --bench spawn -- --warm-up-time 2 --measurement-time 8 2>&1 | grep -E "spawn_true|time:"
+
+echo "== 3b. in-server spawn, CPU time (user+sys of the whole tree), alternating, 5 rounds"
+cargo build --release -q -p airlock-sandbox --example spawn_loop
+LOOP=$PWD/target/release/examples/spawn_loop
+EWS=$WS/empty; mkdir -p "$EWS"
+for i in 1 2 3 4 5; do
+  echo "plain:     $("$LOOP" "$EWS" 300 plain)"
+  echo "sandboxed: $("$LOOP" "$EWS" 300)"
+done

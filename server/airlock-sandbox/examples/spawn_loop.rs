@@ -1,6 +1,9 @@
-//! Spawns `/bin/true` N times through a prepared sandbox and prints the mean time per spawn,
-//! split into `spawn` (until the command exec'd) and `wait` (until the tree is gone and the
-//! report is in). Used to profile the spawn path: `perf stat`, `strace -f -c`, `perf record`.
+//! Spawns `/bin/true` N times through a prepared sandbox (or, with `plain`, with
+//! `std::process::Command`) and prints the mean wall time per spawn, split into `spawn` (until
+//! the command exec'd) and `wait` (until the tree is gone and the report is in), and the mean
+//! CPU time (user+sys of this process and every reaped descendant: the steady number on a
+//! loaded machine). Used by scripts/bench-sandbox.sh and to profile the spawn path (`perf
+//! record`, `strace -f -c`).
 use std::time::{Duration, Instant};
 
 use airlock_sandbox::{CommandSpec, Sandbox, SandboxConfig, Stdio};
@@ -42,9 +45,27 @@ fn main() {
         wait += t1.elapsed();
     }
     println!(
-        "{:?} per spawn (spawn {:?}, wait {:?})",
+        "{:?} per spawn (spawn {:?}, wait {:?}), cpu {:?} per spawn",
         t.elapsed() / n,
         spawn / n,
-        wait / n
+        wait / n,
+        cpu_time() / n
     );
+}
+
+/// User+sys time of this process and of all its reaped descendants (a supervisor's rusage
+/// includes the commands it reaped).
+fn cpu_time() -> Duration {
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the zeroed struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut ru) } == 0 {
+            total += tv(ru.ru_utime) + tv(ru.ru_stime);
+        }
+    }
+    total
 }
