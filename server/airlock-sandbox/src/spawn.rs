@@ -1509,6 +1509,20 @@ unsafe fn kill_descendants(cmd: libc::pid_t, cmd_status: &mut i32) {
         let path = c"/proc/thread-self/children";
         let mut buf = [0u8; 4096];
         loop {
+            // The usual case first: no child left (the command started nothing that outlived
+            // it), so no need to read the list. A descendant whose parent died was re-parented
+            // to us before that parent could be reaped, so ECHILD means none is left.
+            let mut st = 0;
+            let r = sys::wait(-1, &mut st, libc::WNOHANG) as i32;
+            if sys::err(r as isize) == libc::ECHILD {
+                break;
+            }
+            if r > 0 {
+                if r == cmd && *cmd_status == -1 {
+                    *cmd_status = st;
+                }
+                continue;
+            }
             let fd = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC) as i32;
             let mut killed_any = false;
             if fd >= 0 {

@@ -70,3 +70,41 @@ fn the_command_outlives_the_thread_that_spawned_it() {
     assert_eq!(report.status, ExitStatusKind::Exited(0), "{report:?}");
     assert!(ws.path().join("finished").exists());
 }
+
+/// The children run in the caller's memory on pooled stacks: commands spawned from several
+/// threads at once, some failing before exec, each get their own output and exit status, and
+/// setup failures are reported without disturbing the others.
+#[test]
+fn concurrent_spawns_from_many_threads_stay_apart() {
+    let ws = tempfile::tempdir().unwrap();
+    let sb = sandbox(ws.path());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let sb = &sb;
+            s.spawn(move || {
+                for i in 0..15 {
+                    let code = (t * 16 + i) % 100;
+                    let mut child = sb
+                        .spawn(&sh(&format!("echo {t}-{i}; exit {code}")))
+                        .unwrap();
+                    let mut out = String::new();
+                    std::fs::File::from(child.stdout.take().unwrap())
+                        .read_to_string(&mut out)
+                        .unwrap();
+                    let report = child.wait().unwrap();
+                    assert_eq!(out, format!("{t}-{i}\n"));
+                    assert_eq!(report.status, ExitStatusKind::Exited(code));
+                    if i % 5 == 0 {
+                        // A path is not looked up first: execve itself fails in the child.
+                        let missing = CommandSpec {
+                            program: format!("./no-such-program-{t}-{i}"),
+                            ..sh("")
+                        };
+                        let err = sb.spawn(&missing).err().expect("must fail");
+                        assert_eq!(err.exit_code(), 127, "{err}");
+                    }
+                }
+            });
+        }
+    });
+}
