@@ -286,50 +286,39 @@ fn cargo_builds_a_small_crate_offline() {
     }
 }
 
+/// `airlock exec [flags] -- sh -c 'echo ran > ran.txt'` on a kernel made to look like Landlock
+/// ABI `abi` (0: no Landlock).
+fn exec_at_abi(t: &Fixture, abi: &str, flags: &[&str]) -> RunResult {
+    let mut c = t.base_command(&airlock_bin());
+    c.env("AIRLOCK_TEST_LANDLOCK_ABI", abi);
+    c.arg("exec")
+        .args(flags)
+        .args(["--", "sh", "-c", "echo ran > ran.txt"]);
+    run(c)
+}
+
 #[test]
 fn refuses_when_the_kernel_lacks_what_a_rule_needs() {
     for case in cases(&[Mode::Default]) {
         let t = Fixture::new(case);
         t.chown_all();
-        // Below ABI 6 without the opt-in: refuse, name what is missing and the flag.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
-        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
-        let r = run(c);
-        assert_eq!(r.code, 125, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("ABI 6") && r.stderr.contains("--weaker-mode no-signal-scope"),
-            "{}",
-            r.stderr
-        );
-        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
-
-        // No Landlock at all.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "0");
-        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
-        let r = run(c);
-        assert_eq!(r.code, 125, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("Landlock") && r.stderr.contains("--weaker-mode no-landlock"),
-            "{}",
-            r.stderr
-        );
-        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+        // Each refusal names what is missing and the flag that opts out of it.
+        for (abi, missing, flag) in [
+            ("5", "ABI 6", "--weaker-mode no-signal-scope"),
+            ("0", "Landlock", "--weaker-mode no-landlock"),
+        ] {
+            let r = exec_at_abi(&t, abi, &[]);
+            assert_eq!(r.code, 125, "{}", r.stderr);
+            assert!(
+                r.stderr.contains(missing) && r.stderr.contains(flag),
+                "ABI {abi}: {}",
+                r.stderr
+            );
+            assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+        }
 
         // With the explicit opt-in it runs.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
-        c.args([
-            "exec",
-            "--weaker-mode",
-            "no-signal-scope",
-            "--",
-            "sh",
-            "-c",
-            "echo ran > ran.txt",
-        ]);
-        let r = run(c);
+        let r = exec_at_abi(&t, "5", &["--weaker-mode", "no-signal-scope"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(t.ws.join("ran.txt").exists());
     }
