@@ -68,14 +68,7 @@ run = "curl"
 args = ["-sS", "--noproxy", "*", "http://127.0.0.1:{port}/direct"]
 "#
     );
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(&path, script)?;
-    let mut lsp = Lsp::start(&env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({"agent": {"script": path}}),
-    )?;
+    let mut lsp = Lsp::start_with_script(&env, &script)?;
     let stop = lsp.request("airlock/prompt", json!({"text": "go"}))?;
     assert_eq!(stop["stopReason"], "end_turn");
     lsp.drain_for(Duration::from_millis(500));
