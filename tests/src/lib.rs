@@ -8,6 +8,7 @@
 //! - Every wait has a timeout; a test fails with the transcript instead of hanging.
 
 pub mod gemini;
+pub mod http;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
