@@ -58,6 +58,17 @@ fn protected_state(ws: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// `git log --oneline` of the workspace, run on the host (outside the sandbox).
+fn host_git_log(t: &Fixture) -> String {
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(&t.ws)
+        .args(["-c", "safe.directory=*", "log", "--oneline"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&log.stdout).into_owned()
+}
+
 #[test]
 fn protected_paths_cannot_be_changed() {
     for_each_case(|case| {
@@ -87,21 +98,7 @@ fn protected_paths_cannot_be_changed() {
             );
         }
         // The repository still works from the host, and git runs no planted config.
-        let log = Command::new("git")
-            .args([
-                "-C",
-                t.ws.to_str().unwrap(),
-                "-c",
-                "safe.directory=*",
-                "log",
-                "--oneline",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&log.stdout).contains("init"),
-            "{case}: repo broken"
-        );
+        assert!(host_git_log(&t).contains("init"), "{case}: repo broken");
     });
 }
 
@@ -188,19 +185,8 @@ fn git_add_and_commit_work() {
         let t = git_fixture(case);
         let r = t.exec(&[], "echo change > file.txt && mkdir -p src && echo 'fn main() {}' > src/main.rs && git add -A && git commit -qm 'from the sandbox' && git status --short > status.txt");
         assert_eq!(r.code, 0, "{case}: {}", r.stderr);
-        let log = Command::new("git")
-            .args([
-                "-C",
-                t.ws.to_str().unwrap(),
-                "-c",
-                "safe.directory=*",
-                "log",
-                "--oneline",
-            ])
-            .output()
-            .unwrap();
         assert!(
-            String::from_utf8_lossy(&log.stdout).contains("from the sandbox"),
+            host_git_log(&t).contains("from the sandbox"),
             "{case}: {}",
             r.stderr
         );
