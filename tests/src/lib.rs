@@ -8,6 +8,7 @@
 //! - Every wait has a timeout; a test fails with the transcript instead of hanging.
 
 pub mod gemini;
+pub mod http;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -218,6 +219,21 @@ pub struct Lsp {
 
 /// What a [`Responder`] returns to leave a server request unanswered (an editor whose user
 /// never clicks): the harness sends no response at all.
+/// A scripted turn that reads `notes.txt` and proposes a new `new.txt` (the telemetry tests'
+/// turn: one `fs.read` and one proposal).
+pub const READ_THEN_WRITE_SCRIPT: &str = "[[turn]]\n[[turn.step]]\nread = \"notes.txt\"\n[[turn.step]]\nwrite = \"new.txt\"\ncontent = \"hello\\n\"\n";
+
+/// `options` with `agent.script` pointing at `script` (TOML text), written into `env`'s dir.
+pub fn with_script(env: &Env, script: &str, mut options: Value) -> Result<Value> {
+    let path = env.dir.path().join("script.toml");
+    std::fs::write(&path, script).context("write the agent script")?;
+    if !options.is_object() {
+        bail!("initializationOptions must be an object, got {options}");
+    }
+    options["agent"]["script"] = json!(path);
+    Ok(options)
+}
+
 pub fn no_reply() -> Value {
     json!({"airlock-e2e": "no reply"})
 }
@@ -448,13 +464,30 @@ impl Lsp {
     /// Starts the server as an editor with the Airlock extension would (`experimental.airlock`,
     /// `applyEdit`), with the embedded scripted agent running `script` (TOML text).
     pub fn start_with_script(env: &Env, script: &str) -> Result<Lsp> {
-        let path = env.dir.path().join("script.toml");
-        std::fs::write(&path, script).context("write the agent script")?;
-        let mut lsp = Lsp::start(env, &[])?;
+        Lsp::start_with_script_options(env, script, json!({}))
+    }
+
+    /// [`Lsp::start_with_script`] with more `initializationOptions` (`agent.script` is added
+    /// to them).
+    pub fn start_with_script_options(env: &Env, script: &str, options: Value) -> Result<Lsp> {
+        Lsp::start_editor(env, with_script(env, script, options)?)
+    }
+
+    /// Starts `airlock serve` and initializes it as an editor with the Airlock extension would,
+    /// with `options` as `initializationOptions`.
+    pub fn start_editor(env: &Env, options: Value) -> Result<Lsp> {
+        let mut cmd = env.command();
+        cmd.arg("serve");
+        Lsp::spawn_editor(cmd, env, options)
+    }
+
+    /// [`Lsp::start_editor`] for a server command of the test's own (extra variables).
+    pub fn spawn_editor(cmd: Command, env: &Env, options: Value) -> Result<Lsp> {
+        let mut lsp = Lsp::spawn(cmd)?;
         lsp.initialize(
             &env.workspace_uri(),
             json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
-            json!({"agent": {"script": path}}),
+            options,
         )?;
         Ok(lsp)
     }

@@ -15,7 +15,8 @@ use airlock_acp::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_streams_updates_in_order() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -37,10 +38,10 @@ content = "found it"
 message = "hello"
 repeat = 3
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
+    )
+    .await;
     assert_eq!(h.client.agent_info().unwrap().name, "airlock-mock");
-    let reason = within("prompt", h.client.prompt("go")).await.unwrap();
+    let reason = h.prompt("go").await;
     assert_eq!(reason, StopReason::EndTurn);
     // The bridge queues every update before the prompt's answer is routed; the fake server
     // task may still be draining them, so wait until it has.
@@ -94,7 +95,8 @@ repeat = 3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turns_are_chosen_by_match_then_in_order() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -107,10 +109,10 @@ message = "explained"
 [[turn.step]]
 message = "two"
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
+    )
+    .await;
     for prompt in ["a", "please EXPLAIN this", "b", "c"] {
-        within("prompt", h.client.prompt(prompt)).await.unwrap();
+        h.prompt(prompt).await;
     }
     h.wait_for("4 messages", |s| s.len() >= 4).await;
     assert_eq!(
@@ -128,7 +130,8 @@ message = "two"
 async fn read_request_is_answered_and_reported() {
     let ws = Workspace::new();
     ws.write("src/lib.rs", "line 1\nline 2\nline 3\n");
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -148,9 +151,9 @@ expect = "not there"
 [[turn.step]]
 message = "not reached"
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
-    let reason = within("prompt", h.client.prompt("read")).await.unwrap();
+    )
+    .await;
+    let reason = h.prompt("read").await;
     assert_eq!(reason, StopReason::EndTurn);
     h.wait_for("messages", |s| s.len() >= 10).await;
     let lib = ws.root().join("src/lib.rs");
@@ -184,8 +187,7 @@ async fn write_arrives_with_full_content_and_outcome_is_reported() {
     let ws = Workspace::new();
     let original = "fn a() {\n    1\n}\n\nfn b() {\n    2\n}\n";
     ws.write("src/lib.rs", original);
-    let config = ws.mock_config(
-        r#"
+    let script = r#"
 [[turn]]
 [[turn.step]]
 write = "src/lib.rs"
@@ -197,8 +199,7 @@ content = "pub struct New;\n"
 [[turn.step]]
 write = "src/lib.rs"
 replace = [{ search = "nowhere", with = "x" }]
-"#,
-    );
+"#;
     let mut answers = Answers::new(ws.root());
     answers.write = Box::new(|path, _| {
         if path.ends_with("new.rs") {
@@ -207,8 +208,8 @@ replace = [{ search = "nowhere", with = "x" }]
             Ok(())
         }
     });
-    let h = Harness::start(&config, &ws.root(), answers).await;
-    within("prompt", h.client.prompt("edit")).await.unwrap();
+    let h = Harness::mock_answering(&ws, script, answers).await;
+    h.prompt("edit").await;
     h.wait_for("outcome messages", |s| {
         s.iter()
             .filter(|s| matches!(s, Seen::Update(u) if u.kind == UpdateKind::AgentMessageChunk))
@@ -255,7 +256,8 @@ replace = [{ search = "nowhere", with = "x" }]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminal_requests_run_in_order_and_exit_code_is_reported() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -264,13 +266,10 @@ args = ["-c", "echo out-$((20 + 22)); exit 3"]
 [[turn.step]]
 run = "definitely-not-a-command-xyz"
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
-    within("prompt", h.client.prompt("run")).await.unwrap();
-    h.wait_for("messages", |s| {
-        s.iter().any(|s| matches!(s, Seen::Update(u) if u.text.as_deref().is_some_and(|t| t.starts_with("run definitely"))))
-    })
+    )
     .await;
+    h.prompt("run").await;
+    h.wait_for_message("run definitely").await;
     let methods: Vec<String> = h.requests().into_iter().map(|(m, _)| m).collect();
     assert_eq!(
         methods,
@@ -315,8 +314,7 @@ run = "definitely-not-a-command-xyz"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_options_and_choice_round_trip() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
-        r#"
+    let script = r#"
 [[turn]]
 [[turn.step]]
 permission = "Edit src/lib.rs"
@@ -331,8 +329,7 @@ options = ["allow_once", "reject_always"]
 stop_if_rejected = true
 [[turn.step]]
 message = "not reached"
-"#,
-    );
+"#;
     let mut answers = Answers::new(ws.root());
     let mut count = 0;
     answers.permission = Box::new(move |options| {
@@ -347,8 +344,8 @@ message = "not reached"
             .find(|o| o.kind == kind)
             .map(|o| airlock_acp::PermissionOutcome::Selected(o.id.clone()))
     });
-    let h = Harness::start(&config, &ws.root(), answers).await;
-    let reason = within("prompt", h.client.prompt("go")).await.unwrap();
+    let h = Harness::mock_answering(&ws, script, answers).await;
+    let reason = h.prompt("go").await;
     assert_eq!(reason, StopReason::EndTurn);
     h.wait_for("2 messages", |s| s.len() >= 4).await;
     let requests = h.requests();
@@ -391,10 +388,7 @@ raw_input = { file = "src/lib.rs" }
     )
     .await
     .unwrap();
-    let prompt = tokio::spawn({
-        let client = client.clone();
-        async move { client.prompt("go").await }
-    });
+    let prompt = acp_support::spawn_prompt(&client, "go");
     let request = within("permission request", async {
         loop {
             if let Some(airlock_acp::AgentEvent::Request(r)) = events.recv().await {
@@ -442,7 +436,8 @@ raw_input = { file = "src/lib.rs" }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_a_waiting_turn() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -455,12 +450,9 @@ message = "not reached"
 [[turn.step]]
 message = "next turn works"
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
-    let prompt = tokio::spawn({
-        let client = h.client.clone();
-        async move { client.prompt("go").await }
-    });
+    )
+    .await;
+    let prompt = h.spawn_prompt("go");
     h.wait_for("first message", |s| !s.is_empty()).await;
     let started = std::time::Instant::now();
     h.client.cancel().unwrap();
@@ -478,23 +470,18 @@ message = "next turn works"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_answers_a_pending_permission_as_cancelled() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
-        r#"
+    let script = r#"
 [[turn]]
 [[turn.step]]
 permission = "Run tests"
 [[turn.step]]
 message = "not reached"
-"#,
-    );
+"#;
     let mut answers = Answers::new(ws.root());
     // The "user" never decides.
     answers.permission = Box::new(|_| None);
-    let h = Harness::start(&config, &ws.root(), answers).await;
-    let prompt = tokio::spawn({
-        let client = h.client.clone();
-        async move { client.prompt("go").await }
-    });
+    let h = Harness::mock_answering(&ws, script, answers).await;
+    let prompt = h.spawn_prompt("go");
     h.wait_for("permission request", |s| !s.is_empty()).await;
     h.client.cancel().unwrap();
     let reason = within("cancelled prompt", prompt).await.unwrap().unwrap();
@@ -507,11 +494,11 @@ message = "not reached"
 async fn a_dropped_reply_becomes_an_error_for_the_agent() {
     let ws = Workspace::new();
     ws.write("a.txt", "a");
-    let config = ws.mock_config("[[turn]]\n[[turn.step]]\nread = \"a.txt\"\n");
+    let script = "[[turn]]\n[[turn.step]]\nread = \"a.txt\"\n";
     let mut answers = Answers::new(ws.root());
     answers.drop = vec!["fs/read_text_file"];
-    let h = Harness::start(&config, &ws.root(), answers).await;
-    within("prompt", h.client.prompt("go")).await.unwrap();
+    let h = Harness::mock_answering(&ws, script, answers).await;
+    h.prompt("go").await;
     h.wait_for("report", |s| s.len() >= 2).await;
     assert_eq!(
         h.messages(),
@@ -524,7 +511,8 @@ async fn a_dropped_reply_becomes_an_error_for_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_mid_turn_fails_the_prompt_and_reports_exit() {
     let ws = Workspace::new();
-    let config = ws.mock_config(
+    let h = Harness::mock(
+        &ws,
         r#"
 [[turn]]
 [[turn.step]]
@@ -534,8 +522,8 @@ stderr = "panic: scripted failure"
 [[turn.step]]
 crash = 7
 "#,
-    );
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
+    )
+    .await;
     let result = within("prompt", h.client.prompt("go")).await;
     assert!(matches!(result, Err(AcpError::Closed)), "{result:?}");
     h.wait_exited().await;
@@ -564,8 +552,7 @@ crash = 7
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_the_agent_cleanly() {
     let ws = Workspace::new();
-    let config = ws.mock_config("[[turn]]\n[[turn.step]]\nmessage = \"hi\"\n");
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
+    let h = Harness::mock(&ws, "[[turn]]\n[[turn.step]]\nmessage = \"hi\"\n").await;
     let pid = h.client.pid().unwrap();
     within("shutdown", h.client.shutdown()).await;
     h.wait_exited().await;
@@ -612,11 +599,12 @@ async fn script_errors_name_file_and_line() {
 async fn huge_valid_messages_pass_through() {
     let ws = Workspace::new();
     let big = "x".repeat(8 * 1024 * 1024);
-    let config = ws.mock_config(&format!(
-        "[[turn]]\n[[turn.step]]\nwrite = \"big.txt\"\ncontent = \"{big}\"\n"
-    ));
-    let h = Harness::start(&config, &ws.root(), Answers::new(ws.root())).await;
-    within("prompt", h.client.prompt("go")).await.unwrap();
+    let h = Harness::mock(
+        &ws,
+        &format!("[[turn]]\n[[turn.step]]\nwrite = \"big.txt\"\ncontent = \"{big}\"\n"),
+    )
+    .await;
+    h.prompt("go").await;
     h.wait_for("report", |s| s.len() >= 2).await;
     assert_eq!(h.messages(), vec!["write big.txt: ok"]);
     assert_eq!(h.writes.lock().unwrap()[0].1.len(), big.len());
@@ -672,10 +660,7 @@ async fn built_in_script_works_on_the_demo_sample() {
         .await
         .unwrap();
     assert_eq!(reason, StopReason::EndTurn);
-    h.wait_for("final message", |s| {
-        s.iter().any(|s| matches!(s, Seen::Update(u) if u.text.as_deref().is_some_and(|t| t.starts_with("Done."))))
-    })
-    .await;
+    h.wait_for_message("Done.").await;
     let writes = h.writes.lock().unwrap().clone();
     assert_eq!(writes.len(), 1, "{:?}", h.messages());
     let (path, content) = &writes[0];

@@ -114,6 +114,8 @@ kill_after_ms = 50
 message = "done"
 [[turn]]
 [[turn.step]]
+message = "waiting"
+[[turn.step]]
 wait = 60000
 "#,
     );
@@ -154,11 +156,9 @@ wait = 60000
         StopReason::EndTurn
     );
     // Turn 2 waits; cancel it so session/cancel and a `cancelled` stop reason are on the wire.
-    let prompt = tokio::spawn({
-        let client = h.client.clone();
-        async move { client.prompt("wait").await }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let prompt = h.spawn_prompt("wait");
+    // Cancel once the turn runs: a cancel that overtook the prompt would not apply to it.
+    h.wait_for_message("waiting").await;
     h.client.cancel().unwrap();
     assert_eq!(
         within("turn 2", prompt).await.unwrap().unwrap(),

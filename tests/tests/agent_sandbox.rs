@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use airlock_e2e::{Env, Lsp};
+use airlock_e2e::{Env, Lsp, with_script};
 use serde_json::{Value, json};
 
 const SECRET_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY----- not-a-real-key";
@@ -62,18 +62,12 @@ fn setup(env: &Env, isolation: Option<&str>) -> anyhow::Result<(Lsp, std::path::
     std::fs::write(env.home.join(".ssh/id_ed25519"), SECRET_KEY)?;
     let writable = env.dir.path().join("agent-state");
     std::fs::create_dir_all(&writable)?;
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(&path, script(env, &writable))?;
-    let mut agent = json!({"script": path, "writable": [writable]});
+    let mut agent = json!({"writable": [writable]});
     if let Some(i) = isolation {
         agent["isolation"] = json!(i);
     }
-    let mut lsp = Lsp::start(env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({ "agent": agent }),
-    )?;
+    let lsp =
+        Lsp::start_with_script_options(env, &script(env, &writable), json!({ "agent": agent }))?;
     Ok((lsp, writable))
 }
 
@@ -302,19 +296,14 @@ fn without_landlock_the_agent_does_not_start_and_the_editor_learns_how_to_opt_ou
 -> anyhow::Result<()> {
     let env = Env::new();
     env.write("src/lib.rs", "pub fn original() {}\n");
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(
-        &path,
+    let options = with_script(
+        &env,
         "[[turn]]\n[[turn.step]]\nwrite_disk = \"src/lib.rs\"\ncontent = \"x\"\n",
+        json!({}),
     )?;
     let mut cmd = env.command();
     cmd.arg("serve").env("AIRLOCK_TEST_LANDLOCK_ABI", "0");
-    let mut lsp = Lsp::spawn(cmd)?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({"agent": {"script": path}}),
-    )?;
+    let mut lsp = Lsp::spawn_editor(cmd, &env, options)?;
     let reply = lsp.request_raw("airlock/prompt", json!({"text": "go"}))?;
     let text = reply["error"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -326,7 +315,10 @@ fn without_landlock_the_agent_does_not_start_and_the_editor_learns_how_to_opt_ou
             .as_str()
             .is_some_and(|m| m.contains("Landlock"))
     })?;
-    assert!(mock_agents(&path).is_empty(), "the agent must not start");
+    assert!(
+        mock_agents(&env.dir.path().join("script.toml")).is_empty(),
+        "the agent must not start"
+    );
     assert_eq!(env.read("src/lib.rs"), "pub fn original() {}\n");
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())

@@ -39,12 +39,7 @@ fn gemini_cli_edit_becomes_a_proposal_and_lands_exactly_on_accept() -> anyhow::R
             "GEMINI_CLI_NO_RELAUNCH": "true", "NO_COLOR": "1"
         }
     }});
-    let mut lsp = Lsp::start(&env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        options,
-    )?;
+    let mut lsp = Lsp::start_editor(&env, options)?;
     let stop = lsp.request("airlock/prompt", json!({"text": "Add a notes file"}))?;
     assert_eq!(stop["stopReason"], "end_turn");
 

@@ -5,49 +5,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use airlock_e2e::http::HttpServer;
 use airlock_e2e::{Env, Lsp};
 use serde_json::{Value, json};
 
-/// A loopback HTTP server that records the path of every request it sees.
-fn recording_server() -> anyhow::Result<(u16, Arc<Mutex<Vec<String>>>)> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let port = l.local_addr()?.port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = Vec::new();
-            let mut b = [0u8; 512];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut b) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&b[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&buf);
-            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
-            s.lock().unwrap().push(path.clone());
-            let body = format!("reached {path}");
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    Ok((port, seen))
-}
-
 #[test]
 fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()> {
-    let (port, seen) = recording_server()?;
+    let server = HttpServer::start(|path| format!("reached {path}"))?;
+    let port = server.port;
     let env = Env::new();
     std::fs::create_dir_all(env.config.join("airlock"))?;
     // `127.0.0.1` is allowed exactly so the rebinding guard lets the test names through once
@@ -135,7 +103,7 @@ fn ask_for_a_domain_goes_to_the_user_and_the_answer_holds() -> anyhow::Result<()
     assert!(dump.contains("reached /again-2"), "{dump}");
     // Checked from outside: only the allowed requests arrived.
     assert_eq!(
-        *seen.lock().unwrap(),
+        server.paths(),
         ["/yes", "/again-1", "/again-2", "/keep-1", "/keep-2"]
     );
     assert_eq!(
@@ -229,7 +197,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// An editor without the extension is asked with `window/showMessageRequest`.
 #[test]
 fn plain_editor_is_asked_about_a_connection_with_a_message_request() -> anyhow::Result<()> {
-    let (port, seen) = recording_server()?;
+    let server = HttpServer::start(|path| format!("reached {path}"))?;
+    let port = server.port;
     let env = Env::new();
     std::fs::create_dir_all(env.config.join("airlock"))?;
     std::fs::write(
@@ -280,7 +249,7 @@ fn plain_editor_is_asked_about_a_connection_with_a_message_request() -> anyhow::
             .as_str()
             .is_some_and(|m| m.contains("reached /plain"))
     })?;
-    assert_eq!(*seen.lock().unwrap(), ["/plain"]);
+    assert_eq!(server.paths(), ["/plain"]);
     assert_eq!(lsp.shutdown()?, 0);
     Ok(())
 }

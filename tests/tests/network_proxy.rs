@@ -5,13 +5,12 @@
 //! `AIRLOCK_TEST_RESOLVE`; nothing here contacts a non-loopback address.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use airlock_e2e::http::HttpServer;
 
 fn airlock_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("AIRLOCK_BIN") {
@@ -35,50 +34,6 @@ fn landlock_tcp() -> bool {
         return false;
     }
     true
-}
-
-/// An HTTP server on 127.0.0.1 that answers every request with `hello <tag>` and counts
-/// accepted connections.
-struct Server {
-    port: u16,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(tag: &'static str) -> Server {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        std::thread::spawn(move || {
-            for c in l.incoming() {
-                let Ok(mut c) = c else { continue };
-                h.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut buf = Vec::new();
-                    let mut b = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match c.read(&mut b) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&b[..n]),
-                        }
-                    }
-                    let body = format!("hello {tag}\n");
-                    let _ = write!(
-                        c,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
-            }
-        });
-        Server { port, hits }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
 }
 
 struct Env {
@@ -177,7 +132,7 @@ fn allowed_name_reachable_with_curl_connect_and_python() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("good");
+    let s = HttpServer::start(|_| "hello good\n".to_owned()).unwrap();
     let env = Env::new(EXPLICIT);
     let p = s.port;
     let script = format!(
@@ -213,7 +168,7 @@ fn one_off_allow_domain_without_policy() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("oneoff");
+    let s = HttpServer::start(|_| "hello oneoff\n".to_owned()).unwrap();
     let env = Env::new("version = 1\n");
     let p = s.port;
     let out = env.exec(
@@ -236,7 +191,7 @@ fn denied_name_gets_403_naming_the_rule() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("x");
+    let s = HttpServer::start(|_| "hello x\n".to_owned()).unwrap();
     let env = Env::new(
         "version = 1\n[network]\nallow = [\"*.test\", \"127.0.0.1\"]\ndeny = [\"bad.test\"]\n",
     );
@@ -271,7 +226,7 @@ fn bypass_attempts_are_blocked_and_the_server_sees_nothing() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("x");
+    let s = HttpServer::start(|_| "hello x\n".to_owned()).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -378,7 +333,7 @@ fn bypass_attempts_are_blocked_and_the_server_sees_nothing() {
 
 #[test]
 fn no_allowed_domain_means_no_proxy_and_no_tcp() {
-    let s = Server::start("x");
+    let s = HttpServer::start(|_| "hello x\n".to_owned()).unwrap();
     let env = Env::new("version = 1\n");
     let out = env.exec(
         &[],
@@ -403,7 +358,7 @@ fn explain_agrees_with_the_proxy() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("x");
+    let s = HttpServer::start(|_| "hello x\n".to_owned()).unwrap();
     let p = s.port;
     let env = Env::new(&format!(
         "version = 1\n[network]\nallow = [\"good.test\", \"*.sub.test\", \"port.test:{p}\", \"xn--bcher-kva.test\", \"127.0.0.1\"]\ndeny = [\"no.sub.test\"]\n"
@@ -513,7 +468,7 @@ fn ask_is_denied_in_non_interactive_exec() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("x");
+    let s = HttpServer::start(|_| "hello x\n".to_owned()).unwrap();
     let env = Env::new("version = 1\n[network]\ndefault = \"ask\"\nallow = [\"127.0.0.1\"]\n");
     let out = env.exec(
         &[],
@@ -531,7 +486,7 @@ fn socks5_gets_the_same_decisions() {
     if !landlock_tcp() {
         return;
     }
-    let s = Server::start("socks");
+    let s = HttpServer::start(|_| "hello socks\n".to_owned()).unwrap();
     let env = Env::new(EXPLICIT);
     let p = s.port;
     let out = env.exec(

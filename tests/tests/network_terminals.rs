@@ -2,12 +2,9 @@
 //! each attempt is a `net.attempt` event in the audit log. Loopback only.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use airlock_e2e::http::HttpServer;
 use airlock_e2e::{Env, Lsp};
 use serde_json::json;
 
@@ -26,28 +23,8 @@ fn files_containing(dir: &std::path::Path, needle: &str) -> usize {
 
 #[test]
 fn agent_terminal_reaches_an_allowed_address_through_the_proxy() -> anyhow::Result<()> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let port = l.local_addr()?.port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            h.fetch_add(1, Ordering::SeqCst);
-            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = Vec::new();
-            let mut b = [0u8; 512];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut b) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&b[..n]),
-                }
-            }
-            let _ = c.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nhello-terminal",
-            );
-        }
-    });
+    let server = HttpServer::start(|_| "hello-terminal".to_owned())?;
+    let port = server.port;
     let env = Env::new();
     std::fs::create_dir_all(env.config.join("airlock"))?;
     std::fs::write(
@@ -68,14 +45,7 @@ run = "curl"
 args = ["-sS", "--noproxy", "*", "http://127.0.0.1:{port}/direct"]
 "#
     );
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(&path, script)?;
-    let mut lsp = Lsp::start(&env, &[])?;
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}}),
-        json!({"agent": {"script": path}}),
-    )?;
+    let mut lsp = Lsp::start_with_script(&env, &script)?;
     let stop = lsp.request("airlock/prompt", json!({"text": "go"}))?;
     assert_eq!(stop["stopReason"], "end_turn");
     lsp.drain_for(Duration::from_millis(500));
@@ -86,7 +56,7 @@ args = ["-sS", "--noproxy", "*", "http://127.0.0.1:{port}/direct"]
         "the 403 body should reach the agent: {dump}"
     );
     // One through the proxy; the --noproxy one never arrives (checked from outside).
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(server.hits(), 1);
     assert_eq!(lsp.shutdown()?, 0);
     assert!(
         files_containing(&env.state, "net.attempt") > 0,

@@ -33,11 +33,18 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn explain_json(env: &Env, subject: &[&str]) -> Value {
+/// `airlock policy explain --workspace WS ARGS…`.
+fn explain(env: &Env, args: &[&str]) -> Output {
     let ws = env.workspace.display().to_string();
-    let mut args = vec!["policy", "explain", "--workspace", ws.as_str(), "--json"];
+    let mut all = vec!["policy", "explain", "--workspace", ws.as_str()];
+    all.extend_from_slice(args);
+    run(env, &all)
+}
+
+fn explain_json(env: &Env, subject: &[&str]) -> Value {
+    let mut args = vec!["--json"];
     args.extend_from_slice(subject);
-    let o = run(env, &args);
+    let o = explain(env, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -201,18 +208,7 @@ fn explain_paths_and_domains() {
         assert_eq!(v["parts"].as_array().unwrap().len(), 1);
     }
     // Human output: verdict first, then the part with its rule and origin.
-    let ws = env.workspace.display().to_string();
-    let o = run(
-        &env,
-        &[
-            "policy",
-            "explain",
-            "--workspace",
-            &ws,
-            "--write",
-            ".git/hooks/x",
-        ],
-    );
+    let o = explain(&env, &["--write", ".git/hooks/x"]);
     let out = stdout(&o);
     assert!(out.starts_with("deny\n"), "{out}");
     assert!(
@@ -227,17 +223,7 @@ fn trust_applies_loosening_until_the_file_changes() {
     let policy = env.write(".airlock/policy.toml", WORKSPACE_POLICY);
     // Untrusted: allow rules ignored, with a located warning.
     let ws = env.workspace.display().to_string();
-    let o = run(
-        &env,
-        &[
-            "policy",
-            "explain",
-            "--workspace",
-            &ws,
-            "--command",
-            "curl x",
-        ],
-    );
+    let o = explain(&env, &["--command", "curl x"]);
     assert!(stdout(&o).starts_with("ask\n"), "{}", stdout(&o));
     let err = stderr(&o);
     assert!(
@@ -264,17 +250,7 @@ fn trust_applies_loosening_until_the_file_changes() {
         explain_json(&env, &["--domain", "crates.io"])["decision"],
         "allow"
     );
-    let o = run(
-        &env,
-        &[
-            "policy",
-            "explain",
-            "--workspace",
-            &ws,
-            "--command",
-            "curl x",
-        ],
-    );
+    let o = explain(&env, &["--command", "curl x"]);
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 
     // Any change revokes trust.
@@ -334,11 +310,7 @@ fn explain_refuses_invalid_policy_and_bad_usage() {
         ".airlock/policy.toml",
         "version = 1\n[commands]\ndeny = \"curl\"\n",
     );
-    let ws = env.workspace.display().to_string();
-    let o = run(
-        &env,
-        &["policy", "explain", "--workspace", &ws, "--command", "ls"],
-    );
+    let o = explain(&env, &["--command", "ls"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("policy.toml:3:8: `commands.deny` must be an array"),
@@ -347,7 +319,7 @@ fn explain_refuses_invalid_policy_and_bad_usage() {
     );
     assert!(stdout(&o).is_empty());
     // No subject, two subjects, bad domain: usage errors.
-    let o = run(&env, &["policy", "explain", "--workspace", &ws]);
+    let o = explain(&env, &[]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(
         &env,

@@ -58,6 +58,17 @@ fn protected_state(ws: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// `git log --oneline` of the workspace, run on the host (outside the sandbox).
+fn host_git_log(t: &Fixture) -> String {
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(&t.ws)
+        .args(["-c", "safe.directory=*", "log", "--oneline"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&log.stdout).into_owned()
+}
+
 #[test]
 fn protected_paths_cannot_be_changed() {
     for_each_case(|case| {
@@ -87,21 +98,7 @@ fn protected_paths_cannot_be_changed() {
             );
         }
         // The repository still works from the host, and git runs no planted config.
-        let log = Command::new("git")
-            .args([
-                "-C",
-                t.ws.to_str().unwrap(),
-                "-c",
-                "safe.directory=*",
-                "log",
-                "--oneline",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&log.stdout).contains("init"),
-            "{case}: repo broken"
-        );
+        assert!(host_git_log(&t).contains("init"), "{case}: repo broken");
     });
 }
 
@@ -188,19 +185,8 @@ fn git_add_and_commit_work() {
         let t = git_fixture(case);
         let r = t.exec(&[], "echo change > file.txt && mkdir -p src && echo 'fn main() {}' > src/main.rs && git add -A && git commit -qm 'from the sandbox' && git status --short > status.txt");
         assert_eq!(r.code, 0, "{case}: {}", r.stderr);
-        let log = Command::new("git")
-            .args([
-                "-C",
-                t.ws.to_str().unwrap(),
-                "-c",
-                "safe.directory=*",
-                "log",
-                "--oneline",
-            ])
-            .output()
-            .unwrap();
         assert!(
-            String::from_utf8_lossy(&log.stdout).contains("from the sandbox"),
+            host_git_log(&t).contains("from the sandbox"),
             "{case}: {}",
             r.stderr
         );
@@ -286,50 +272,39 @@ fn cargo_builds_a_small_crate_offline() {
     }
 }
 
+/// `airlock exec [flags] -- sh -c 'echo ran > ran.txt'` on a kernel made to look like Landlock
+/// ABI `abi` (0: no Landlock).
+fn exec_at_abi(t: &Fixture, abi: &str, flags: &[&str]) -> RunResult {
+    let mut c = t.base_command(&airlock_bin());
+    c.env("AIRLOCK_TEST_LANDLOCK_ABI", abi);
+    c.arg("exec")
+        .args(flags)
+        .args(["--", "sh", "-c", "echo ran > ran.txt"]);
+    run(c)
+}
+
 #[test]
 fn refuses_when_the_kernel_lacks_what_a_rule_needs() {
     for case in cases(&[Mode::Default]) {
         let t = Fixture::new(case);
         t.chown_all();
-        // Below ABI 6 without the opt-in: refuse, name what is missing and the flag.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
-        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
-        let r = run(c);
-        assert_eq!(r.code, 125, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("ABI 6") && r.stderr.contains("--weaker-mode no-signal-scope"),
-            "{}",
-            r.stderr
-        );
-        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
-
-        // No Landlock at all.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "0");
-        c.args(["exec", "--", "sh", "-c", "echo ran > ran.txt"]);
-        let r = run(c);
-        assert_eq!(r.code, 125, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("Landlock") && r.stderr.contains("--weaker-mode no-landlock"),
-            "{}",
-            r.stderr
-        );
-        assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+        // Each refusal names what is missing and the flag that opts out of it.
+        for (abi, missing, flag) in [
+            ("5", "ABI 6", "--weaker-mode no-signal-scope"),
+            ("0", "Landlock", "--weaker-mode no-landlock"),
+        ] {
+            let r = exec_at_abi(&t, abi, &[]);
+            assert_eq!(r.code, 125, "{}", r.stderr);
+            assert!(
+                r.stderr.contains(missing) && r.stderr.contains(flag),
+                "ABI {abi}: {}",
+                r.stderr
+            );
+            assert!(!t.ws.join("ran.txt").exists(), "the command ran anyway");
+        }
 
         // With the explicit opt-in it runs.
-        let mut c = t.base_command(&airlock_bin());
-        c.env("AIRLOCK_TEST_LANDLOCK_ABI", "5");
-        c.args([
-            "exec",
-            "--weaker-mode",
-            "no-signal-scope",
-            "--",
-            "sh",
-            "-c",
-            "echo ran > ran.txt",
-        ]);
-        let r = run(c);
+        let r = exec_at_abi(&t, "5", &["--weaker-mode", "no-signal-scope"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(t.ws.join("ran.txt").exists());
     }

@@ -12,25 +12,14 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
 
-fn script(env: &Env) -> String {
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(
-        &path,
-        "[[turn]]\n[[turn.step]]\nread = \"notes.txt\"\n[[turn.step]]\nwrite = \"new.txt\"\ncontent = \"hello\\n\"\n",
-    )
-    .expect("script");
-    path.display().to_string()
-}
-
 /// One server run with one prompt; returns the notifications it sent.
 fn session(env: &Env, content: bool) -> Lsp {
-    let mut lsp = Lsp::start(env, &[]).expect("start");
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
-        json!({"agent": {"script": script(env)}, "telemetry": {"content": content}}),
+    let mut lsp = Lsp::start_with_script_options(
+        env,
+        airlock_e2e::READ_THEN_WRITE_SCRIPT,
+        json!({"telemetry": {"content": content}}),
     )
-    .expect("initialize");
+    .expect("start");
     lsp.request(
         "airlock/prompt",
         json!({"text": format!("note this, GITHUB_TOKEN={SECRET} is mine")}),

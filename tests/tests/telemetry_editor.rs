@@ -297,19 +297,13 @@ fn status_follows_agent_state_and_pending_counts() {
     let env = Env::new();
     env.write("src/lib.rs", BASE);
     let agent = serde_json::to_string(AGENT).expect("json");
-    let script = write_script(
+    let mut lsp = Lsp::start_with_script(
         &env,
         &format!(
             "[[turn]]\n[[turn.step]]\nwait = 300\n[[turn.step]]\nwrite = \"src/lib.rs\"\ncontent = {agent}\n"
         ),
-    );
-    let mut lsp = Lsp::start(&env, &[]).expect("start");
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
-        json!({"agent": {"script": script}}),
     )
-    .expect("initialize");
+    .expect("start");
     lsp.request("airlock/prompt", json!({"text": "change the numbers"}))
         .expect("prompt");
     // In order: the agent starts, works, and is idle again with one proposal of three hunks.

@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use airlock_e2e::{Env, Lsp};
+use airlock_e2e::{Env, Lsp, READ_THEN_WRITE_SCRIPT, with_script};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
@@ -136,16 +136,6 @@ fn wait_for(seen: &Mutex<Seen>, what: &str, pred: impl Fn(&Received) -> bool) ->
     }
 }
 
-fn script(env: &Env) -> String {
-    let path = env.dir.path().join("script.toml");
-    std::fs::write(
-        &path,
-        "[[turn]]\n[[turn.step]]\nread = \"notes.txt\"\n[[turn.step]]\nwrite = \"new.txt\"\ncontent = \"hello\\n\"\n",
-    )
-    .expect("script");
-    path.display().to_string()
-}
-
 #[test]
 fn events_reach_a_real_otlp_receiver_with_their_attributes() {
     let env = Env::new();
@@ -163,13 +153,8 @@ fn events_reach_a_real_otlp_receiver_with_their_attributes() {
         .env_remove("OTEL_SERVICE_NAME")
         .env_remove("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
         .env_remove("OTEL_SDK_DISABLED");
-    let mut lsp = Lsp::spawn(cmd).expect("spawn");
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
-        json!({"agent": {"script": script(&env)}}),
-    )
-    .expect("initialize");
+    let options = with_script(&env, READ_THEN_WRITE_SCRIPT, json!({})).expect("script");
+    let mut lsp = Lsp::spawn_editor(cmd, &env, options).expect("start");
     lsp.request("airlock/prompt", json!({"text": "take notes"}))
         .expect("prompt");
 
@@ -239,13 +224,8 @@ fn a_collector_that_is_down_does_not_hold_the_server_up() {
             format!("http://127.0.0.1:{port}"),
         )
         .env("OTEL_BLRP_SCHEDULE_DELAY", "50");
-    let mut lsp = Lsp::spawn(cmd).expect("spawn");
-    lsp.initialize(
-        &env.workspace_uri(),
-        json!({"experimental": {"airlock": true}, "workspace": {"applyEdit": true}}),
-        json!({"agent": {"script": script(&env)}}),
-    )
-    .expect("initialize");
+    let options = with_script(&env, READ_THEN_WRITE_SCRIPT, json!({})).expect("script");
+    let mut lsp = Lsp::spawn_editor(cmd, &env, options).expect("start");
     let started = Instant::now();
     let stop = lsp
         .request("airlock/prompt", json!({"text": "take notes"}))

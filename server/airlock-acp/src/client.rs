@@ -491,11 +491,19 @@ impl AgentClient {
         if !self.is_running() {
             return Err(AcpError::Closed);
         }
-        self.inner.shared.cancel_generation.send_modify(|g| *g += 1);
-        self.inner
+        // Order matters: `session/cancel` must be queued on the wire before the `cancelled`
+        // answers to pending permission requests. The agent handles its incoming messages in
+        // order, so it then knows the turn is cancelled when it reads those answers; the other
+        // way round it may take a `cancelled` permission for the user's refusal of one tool,
+        // carry on with the turn and end it `end_turn` (ACP: the client sends the
+        // notification, then answers what is pending).
+        let sent = self
+            .inner
             .cx
-            .send_notification(acp::CancelNotification::new(self.inner.session_id.clone()))
-            .map_err(|e| rpc_error("session/cancel", &e))
+            .send_notification(acp::CancelNotification::new(self.inner.session_id.clone()));
+        // Answered even when the notification could not be sent: nobody waits on them anymore.
+        self.inner.shared.cancel_generation.send_modify(|g| *g += 1);
+        sent.map_err(|e| rpc_error("session/cancel", &e))
     }
 
     /// Closes the connection, gives the agent `exit_grace` to exit, then kills its process

@@ -768,12 +768,20 @@ impl Policy {
         dedup(self.protect.patterns.clone())
     }
 
-    /// Every `files.deny_read` pattern of every layer plus the built-in `.env*` (which
-    /// `allow_read` may open for specific paths: use [`Policy::decide_read`] for a path).
+    /// The read rules as one ordered, gitignore-style list for the sandbox (the format of
+    /// [`airlock_glob::ReadRules`]: the last matching pattern decides, `!pattern` is an
+    /// exception): the built-in `.env*`, then every layer's `files.allow_read` as exceptions,
+    /// then every layer's `files.deny_read`, which no exception opens. A path is denied by
+    /// this list exactly when [`Policy::decide_read`] denies it (a test checks it).
     pub fn deny_read_globs(&self) -> Vec<String> {
-        let mut v = self.deny_read.patterns.clone();
-        v.extend(self.builtin_deny_read.patterns.iter().cloned());
-        dedup(v)
+        let mut v = dedup(self.builtin_deny_read.patterns.clone());
+        v.extend(
+            dedup(self.allow_read.patterns.clone())
+                .into_iter()
+                .map(|p| format!("!{}", p.trim())),
+        );
+        v.extend(dedup(self.deny_read.patterns.clone()));
+        v
     }
 
     /// Network `allow` patterns of every layer as written (`crates.io`, `*.crates.io:443`).

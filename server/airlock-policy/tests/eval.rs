@@ -393,3 +393,66 @@ fn strict_default_without_files() {
     );
     assert_eq!(p.deny_read_globs(), [".env*"]);
 }
+
+/// The sandbox hides what `deny_read_globs` denies (through `airlock_glob::ReadRules`): that
+/// list must deny exactly the paths `decide_read` denies, exceptions and anchoring included.
+#[test]
+fn sandbox_read_rules_agree_with_decide_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    std::fs::create_dir_all(&root).unwrap();
+    let user = dir.path().join("user.toml");
+    std::fs::write(
+        &user,
+        r#"version = 1
+[files]
+deny_read = ["/secret", "*.pem", "private/", ".env.local"]
+allow_read = [".env.example", ".env.local", "docs/.env.d/"]
+"#,
+    )
+    .unwrap();
+    let policy = load(&PolicyPaths {
+        workspace_root: root.clone(),
+        user_policy: user,
+        managed_policy: dir.path().join("none.toml"),
+        trust_store: dir.path().join("trust.json"),
+    })
+    .unwrap()
+    .policy;
+    let globs = policy.deny_read_globs();
+    assert_eq!(
+        globs,
+        [
+            ".env*",
+            "!.env.example",
+            "!.env.local",
+            "!docs/.env.d/",
+            "/secret",
+            "*.pem",
+            "private/",
+            ".env.local"
+        ]
+    );
+    let rules = airlock_glob::ReadRules::new(globs.iter().map(String::as_str)).unwrap();
+    for rel in [
+        ".env",
+        "sub/.env",
+        ".env.example",
+        "sub/.env.example",
+        ".env.local",
+        "docs/.env.d",
+        "docs/.env.d/x",
+        ".env.d/x",
+        "secret",
+        "secret/inner",
+        "sub/secret",
+        "a/b/key.pem",
+        "private",
+        "private/x",
+        "sub/private/x",
+        "src/main.rs",
+    ] {
+        let decided = policy.decide_read(Path::new(rel)).verdict == Deny;
+        assert_eq!(rules.denies(rel), decided, "{rel}");
+    }
+}

@@ -69,8 +69,11 @@ pub struct SandboxConfig {
     pub extra_read: Vec<PathBuf>,
     /// Extra read-write paths outside the workspace. Missing ones are skipped.
     pub extra_write: Vec<PathBuf>,
-    /// Globs relative to the workspace whose matches are unreadable (`.env*`). A glob without
-    /// `/` matches a file name at any depth; `dir/**` denies the whole directory.
+    /// Deny-read rules relative to the workspace, with the policy's pattern semantics
+    /// (`airlock_glob`): `.env*` at any depth, `/secret` only at the root, `dir/` the whole
+    /// directory. Ordered, gitignore-style: the last matching pattern decides and `!pattern`
+    /// is an exception that keeps its matches readable (`Policy::deny_read_globs` gives the
+    /// policy's rules in this form, `allow_read` included).
     pub deny_read_globs: Vec<String>,
     /// Extra protected paths relative to the workspace (added to [`BUILTIN_PROTECTED`]).
     /// Literal paths and `dir/**` are supported; other globs protect their existing matches.

@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use airlock_glob::{PatternSet, ReadRules};
 
 use crate::SandboxError;
 
@@ -58,53 +58,20 @@ fn check_relative(s: &str) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Builds a matcher with the policy's gitignore-like semantics: a pattern without `/` matches
-/// at any depth, `*` does not cross `/`, and a match on a directory covers everything below.
-fn globset(patterns: &[String]) -> Result<GlobSet, SandboxError> {
-    build_set(parse_globs(patterns)?)
-}
-
-/// Parses (and so validates) the patterns; cheap next to compiling the set.
-fn parse_globs(patterns: &[String]) -> Result<Vec<Glob>, SandboxError> {
-    let mut out = Vec::new();
+/// Compiles patterns with the policy's semantics (the shared `airlock-glob`), failing on the
+/// first malformed one: a pattern the sandbox can't honour must not be silently dropped.
+fn pattern_set(patterns: &[String]) -> Result<PatternSet, SandboxError> {
     for p in patterns {
-        let p = clean(p);
-        if p.is_empty() {
-            continue;
-        }
-        check_relative(&p)?;
-        let base = if p.contains('/') || p.starts_with("**") {
-            p.clone()
-        } else {
-            format!("**/{p}")
-        };
-        let base = base.strip_suffix("/**").map(str::to_string).unwrap_or(base);
-        for v in [base.clone(), format!("{base}/**")] {
-            let g = GlobBuilder::new(&v)
-                .literal_separator(true)
-                .backslash_escape(false)
-                .build()
-                .map_err(|e| SandboxError::Config(format!("bad glob `{p}`: {e}")))?;
-            out.push(g);
-        }
+        airlock_glob::validate(p).map_err(SandboxError::Config)?;
     }
-    Ok(out)
-}
-
-fn build_set(globs: Vec<Glob>) -> Result<GlobSet, SandboxError> {
-    let mut b = GlobSetBuilder::new();
-    for g in globs {
-        b.add(g);
-    }
-    b.build()
-        .map_err(|e| SandboxError::Config(format!("bad glob set: {e}")))
+    Ok(PatternSet::new(patterns.iter().map(String::as_str)))
 }
 
 /// The protected list split into literal paths (fully protected) and other globs.
 #[derive(Debug, Clone)]
 pub(crate) struct ProtectSpec {
     pub literals: Vec<PathBuf>,
-    pub globs: GlobSet,
+    pub globs: PatternSet,
     pub has_globs: bool,
 }
 
@@ -124,7 +91,8 @@ pub(crate) fn protect_spec(extra: &[String]) -> Result<ProtectSpec, SandboxError
         // `dir/**` protects the whole directory: treat as the literal `dir`.
         let lit = c.strip_suffix("/**").unwrap_or(&c);
         if has_glob(lit) {
-            globs.push(c);
+            // As written: cleaning drops the leading `/` that anchors a glob at the root.
+            globs.push(p.trim().to_owned());
         } else if !literals.iter().any(|l: &PathBuf| l == Path::new(lit)) {
             literals.push(PathBuf::from(lit));
         }
@@ -132,7 +100,7 @@ pub(crate) fn protect_spec(extra: &[String]) -> Result<ProtectSpec, SandboxError
     Ok(ProtectSpec {
         literals,
         has_globs: !globs.is_empty(),
-        globs: globset(&globs)?,
+        globs: pattern_set(&globs)?,
     })
 }
 
@@ -145,21 +113,21 @@ pub(crate) struct Scan {
     pub protected_glob_matches: Vec<PathBuf>,
 }
 
-/// Walks the workspace once (not following symlinks, not descending into `.git`).
+/// Walks the workspace once (not following symlinks, not descending into `.git`). `deny` is
+/// an ordered deny-read list with `!` exceptions ([`ReadRules`], what the policy hands over):
+/// a denied directory is hidden whole unless an exception may open something below it; then
+/// the walk goes on inside it and hides only what stays denied, so what the command can read
+/// is exactly what the policy lets the agent read.
 pub(crate) fn scan(
     workspace: &Path,
     deny: &[String],
     protect: &ProtectSpec,
 ) -> Result<Scan, SandboxError> {
-    let deny = parse_globs(deny)?;
+    let deny = ReadRules::new(deny.iter().map(String::as_str)).map_err(SandboxError::Config)?;
     let mut out = Scan::default();
     if deny.is_empty() && !protect.has_globs {
         return Ok(out);
     }
-    // Compiled at the first entry: an empty workspace (a fresh checkout's parent, a scratch
-    // dir) never pays for the regex automata.
-    let mut deny = Some(deny);
-    let mut deny_set: Option<GlobSet> = None;
     let mut stack = vec![workspace.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -176,12 +144,12 @@ pub(crate) fn scan(
             let Ok(rel) = path.strip_prefix(workspace) else {
                 continue;
             };
-            let set = match (&deny_set, deny.take()) {
-                (Some(set), _) => set,
-                (None, globs) => deny_set.insert(build_set(globs.unwrap_or_default())?),
-            };
-            if set.is_match(rel) {
-                out.denied.push((path, ft.is_dir()));
+            if deny.denies(rel) {
+                if ft.is_dir() && deny.may_open_below(rel) {
+                    stack.push(path);
+                } else {
+                    out.denied.push((path, ft.is_dir()));
+                }
                 continue;
             }
             if protect.has_globs && protect.globs.is_match(rel) {
@@ -532,15 +500,43 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The sandbox's view of the policy's read rules: `airlock-glob` semantics, exceptions
+    /// included (what a scan hides is checked from outside a real sandbox in the e2e
+    /// `sandbox_deny_read` suite).
     #[test]
-    fn deny_globs_match_at_any_depth_and_whole_dirs() {
-        let set = globset(&[".env*".into(), "secrets/**".into()]).unwrap();
-        assert!(set.is_match(".env"));
-        assert!(set.is_match("a/b/.env.local"));
-        assert!(set.is_match("secrets"));
-        assert!(set.is_match("secrets/x/y"));
-        assert!(!set.is_match("src/env.rs"));
-        assert!(!set.is_match("a/secrets"));
+    fn scan_hides_what_the_policy_denies() {
+        let ws = tempfile::tempdir().unwrap();
+        let w = ws.path();
+        for f in [
+            ".env",
+            "sub/.env",
+            ".env.example",
+            "secret",
+            "sub/secret",
+            ".env.d/example",
+            ".env.d/key",
+            "private/a/key",
+        ] {
+            std::fs::create_dir_all(w.join(f).parent().unwrap()).unwrap();
+            std::fs::write(w.join(f), "x").unwrap();
+        }
+        let rules: Vec<String> = [".env*", "!.env.example", "!.env.d/example", "/secret"]
+            .into_iter()
+            .chain(["private/"])
+            .map(String::from)
+            .collect();
+        let found = scan(w, &rules, &protect_spec(&[]).unwrap()).unwrap();
+        let mut denied: Vec<String> = found
+            .denied
+            .iter()
+            .map(|(p, _)| p.strip_prefix(w).unwrap().display().to_string())
+            .collect();
+        denied.sort();
+        assert_eq!(
+            denied,
+            [".env", ".env.d/key", "private", "secret", "sub/.env"]
+        );
+        assert!(scan(w, &["../x".into()], &protect_spec(&[]).unwrap()).is_err());
     }
 
     #[test]

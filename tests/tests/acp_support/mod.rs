@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_acp::{
-    AgentClient, AgentConfig, AgentError, AgentEvent, AgentEvents, AgentRequest, AgentUpdate,
-    ClientOptions, PermissionOutcome, TerminalExit, TerminalOutput, UpdateKind,
+    AcpError, AgentClient, AgentConfig, AgentError, AgentEvent, AgentEvents, AgentRequest,
+    AgentUpdate, ClientOptions, PermissionOutcome, StopReason, TerminalExit, TerminalOutput,
+    UpdateKind,
 };
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,6 +162,16 @@ impl Harness {
         Self::start_with(config, root, answers, ClientOptions::default()).await
     }
 
+    /// The scripted agent on `script` in `ws`, with the default answers.
+    pub async fn mock(ws: &Workspace, script: &str) -> Harness {
+        Self::mock_answering(ws, script, Answers::new(ws.root())).await
+    }
+
+    /// The scripted agent on `script` in `ws`, answered by `answers`.
+    pub async fn mock_answering(ws: &Workspace, script: &str, answers: Answers) -> Harness {
+        Self::start(&ws.mock_config(script), &ws.root(), answers).await
+    }
+
     pub async fn start_with(
         config: &AgentConfig,
         root: &Path,
@@ -191,6 +202,19 @@ impl Harness {
             writes,
             exited,
         }
+    }
+
+    /// Sends a prompt and waits for the turn to end (failing the test on an error).
+    pub async fn prompt(&self, text: &str) -> StopReason {
+        within("prompt", self.client.prompt(text)).await.unwrap()
+    }
+
+    /// Sends a prompt on its own task, for turns the test interacts with while they run.
+    pub fn spawn_prompt(
+        &self,
+        text: &str,
+    ) -> tokio::task::JoinHandle<Result<StopReason, AcpError>> {
+        spawn_prompt(&self.client, text)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -234,6 +258,17 @@ impl Harness {
         within("agent exit", exited.wait_for(|e| *e)).await.unwrap();
     }
 
+    /// Waits until the agent sent a message starting with `prefix`.
+    pub async fn wait_for_message(&self, prefix: &str) {
+        self.wait_for(prefix, |s| {
+            s.iter().any(|s| {
+                matches!(s, Seen::Update(u) if u.kind == UpdateKind::AgentMessageChunk
+                    && u.text.as_deref().is_some_and(|t| t.starts_with(prefix)))
+            })
+        })
+        .await;
+    }
+
     /// Waits until `pred` holds for what was seen.
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Seen]) -> bool) {
         within(what, async {
@@ -246,6 +281,16 @@ impl Harness {
         })
         .await;
     }
+}
+
+/// Sends a prompt on its own task (see [`Harness::spawn_prompt`]).
+pub fn spawn_prompt(
+    client: &AgentClient,
+    text: &str,
+) -> tokio::task::JoinHandle<Result<StopReason, AcpError>> {
+    let client = client.clone();
+    let text = text.to_owned();
+    tokio::spawn(async move { client.prompt(&text).await })
 }
 
 async fn serve(

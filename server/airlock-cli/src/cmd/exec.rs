@@ -40,7 +40,9 @@ pub struct Args {
     /// good one while the file on disk is broken). Without `--deny-read`: the default `.env*`.
     #[arg(long)]
     pub no_policy: bool,
-    /// With `--no-policy`: a deny-read glob, relative to the workspace (repeatable).
+    /// With `--no-policy`: a deny-read glob, relative to the workspace (repeatable; policy
+    /// pattern syntax). In order, the last matching one decides; `!GLOB` keeps its matches
+    /// readable (an exception, like `files.allow_read`).
     #[arg(long = "deny-read", value_name = "GLOB", requires = "no_policy")]
     pub deny_read: Vec<String>,
     /// With `--no-policy`: a protected path, relative to the workspace (repeatable).
