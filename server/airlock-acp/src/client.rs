@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use agent_client_protocol::schema::ProtocolVersion;
-use agent_client_protocol::v1::{self, schema as acp};
-use agent_client_protocol::{Agent, Client, Dispatch, Lines, UntypedMessage};
+use agent_client_protocol::v1::schema as acp;
+use agent_client_protocol::{
+    Agent, Builder, Client, ConnectionTo, Dispatch, Lines, Responder, UntypedMessage,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -76,6 +77,11 @@ pub struct ClientOptions {
     /// Advertise the client's `fs` and `terminal` capabilities in `initialize` (default). Off
     /// for a shadow workspace: the agent then writes files and runs commands itself.
     pub client_fs_and_terminal: bool,
+    /// Offer ACP protocol version 2 in `initialize` (else 1). Only for a shadow workspace: a
+    /// v2 agent writes files and runs commands itself, with no `fs/*` or `terminal/*` to
+    /// route through Airlock. The agent answers with the version it speaks
+    /// ([`AgentClient::protocol_version`]).
+    pub offer_protocol_v2: bool,
 }
 
 impl Default for ClientOptions {
@@ -88,6 +94,7 @@ impl Default for ClientOptions {
             handshake_timeout: Duration::from_secs(30),
             exit_grace: Duration::from_secs(2),
             client_fs_and_terminal: true,
+            offer_protocol_v2: false,
             traffic_tap: None,
         }
     }
@@ -145,6 +152,8 @@ fn stderr_suffix(tail: &str) -> String {
 }
 
 const STDERR_TAIL_LINES: usize = 20;
+/// ACP v2's error code for an `initialize` whose version the agent cannot speak.
+const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 const STDERR_LINE_MAX: usize = 4096;
 
 /// State shared by the dispatch handler, the forwarding tasks and the handle.
@@ -153,6 +162,26 @@ struct Shared {
     session_id: OnceLock<String>,
     /// Bumped by `cancel()`: permission requests still waiting answer `cancelled`.
     cancel_generation: watch::Sender<u64>,
+    /// The negotiated ACP protocol version, set once `initialize` is answered.
+    version: OnceLock<u16>,
+    /// v2 only: the agent's foreground work as its `state_update`s report it.
+    turn: watch::Sender<TurnProgress>,
+}
+
+/// v2 turn tracking: a prompt's turn ends at the first `idle` after it was sent that ends
+/// foreground work (one following `running`, or one carrying a stop reason).
+#[derive(Debug, Clone, Default)]
+struct TurnProgress {
+    running: bool,
+    /// How many times foreground work ended.
+    ended: u64,
+    last_stop: Option<StopReason>,
+}
+
+impl Shared {
+    fn is_v2(&self) -> bool {
+        self.version.get().is_some_and(|v| *v >= 2)
+    }
 }
 
 impl Shared {
@@ -186,10 +215,11 @@ pub struct AgentClient {
 }
 
 struct Inner {
-    cx: v1::ConnectionTo<Agent>,
+    cx: ConnectionTo<Agent>,
     shared: Arc<Shared>,
     session_id: String,
     agent_info: Option<AgentInfo>,
+    protocol_version: u16,
     pid: Option<u32>,
     shutdown: watch::Sender<bool>,
     exited: watch::Receiver<bool>,
@@ -262,6 +292,8 @@ impl AgentClient {
             events: events_tx,
             session_id: OnceLock::new(),
             cancel_generation,
+            version: OnceLock::new(),
+            turn: watch::channel(TurnProgress::default()).0,
         });
 
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -291,16 +323,19 @@ impl AgentClient {
         let handler_shared = shared.clone();
         let mut main_shutdown = shutdown_rx.clone();
         let connection = tokio::spawn(async move {
-            Client
-                .v1()
+            // A version-neutral connection: the SDK's `Client.v1()` rewrites every `initialize`
+            // to version 1, and its v2 client (unstable feature) must be chosen before
+            // connecting. Airlock negotiates itself (`wire::v2`) on this one connection and
+            // checks both versions' traffic against their schemas in tests.
+            Builder::new(Client)
                 .name("airlock")
                 .on_receive_dispatch(
-                    async move |dispatch: v1::Dispatch, cx: v1::ConnectionTo<Agent>| {
+                    async move |dispatch: Dispatch, cx: ConnectionTo<Agent>| {
                         dispatch_from_agent(&handler_shared, dispatch, &cx).await
                     },
                     agent_client_protocol::on_receive_dispatch!(),
                 )
-                .connect_with(lines, async move |cx: v1::ConnectionTo<Agent>| {
+                .connect_with(lines, async move |cx: ConnectionTo<Agent>| {
                     let _ = ready_tx.send(cx.clone());
                     tokio::select! {
                         () = cx.incoming_closed() => {}
@@ -340,33 +375,31 @@ impl AgentClient {
 
         let step = Mutex::new("initialize");
         let handshake = async {
-            let own = options.client_fs_and_terminal;
-            let capabilities = acp::ClientCapabilities::new()
-                .fs(acp::FileSystemCapabilities::new()
-                    .read_text_file(own)
-                    .write_text_file(own))
-                .terminal(own);
-            let init = cx
-                .send_request(
-                    acp::InitializeRequest::new(ProtocolVersion::V1)
-                        .client_capabilities(capabilities)
-                        .client_info(acp::Implementation::new(
-                            options.client_name.clone(),
-                            options.client_version.clone(),
-                        )),
-                )
-                .block_task()
-                .await
+            let offer = if options.offer_protocol_v2 {
+                wire::v2::LATEST
+            } else {
+                1
+            };
+            let params = wire::v2::initialize_params(
+                offer,
+                &options.client_name,
+                &options.client_version,
+                options.client_fs_and_terminal,
+            );
+            let request = UntypedMessage::new("initialize", params)
                 .map_err(|e| ("initialize", e.message.clone()))?;
-            if init.protocol_version != ProtocolVersion::V1 {
-                return Err((
-                    "initialize",
-                    format!(
-                        "agent speaks ACP protocol version {}, Airlock speaks 1",
-                        serde_json::to_string(&init.protocol_version).unwrap_or_default()
-                    ),
-                ));
-            }
+            let result = cx.send_request(request).block_task().await.map_err(|e| {
+                if e.code.value() == UNSUPPORTED_PROTOCOL_VERSION {
+                    (
+                        "initialize",
+                        wire::v2::unsupported_version(e.data.as_ref(), offer),
+                    )
+                } else {
+                    ("initialize", e.message.clone())
+                }
+            })?;
+            let init = wire::v2::negotiated(&result, offer).map_err(|m| ("initialize", m))?;
+            let _ = shared.version.set(init.version);
             if let Ok(mut step) = step.lock() {
                 *step = "session/new";
             }
@@ -411,12 +444,9 @@ impl AgentClient {
             }
         };
         let session_id = session.session_id.0.to_string();
-        let agent_info = init.agent_info.map(|info| AgentInfo {
-            name: info.name,
-            version: info.version,
-            title: info.title,
-        });
-        tracing::info!(target: "airlock_acp", pid, session = %session_id, agent = ?agent_info, "agent session ready");
+        let agent_info = init.agent_info;
+        let protocol_version = init.version;
+        tracing::info!(target: "airlock_acp", pid, session = %session_id, agent = ?agent_info, protocol_version, "agent session ready");
 
         let client = AgentClient {
             inner: Arc::new(Inner {
@@ -424,6 +454,7 @@ impl AgentClient {
                 shared,
                 session_id,
                 agent_info,
+                protocol_version,
                 pid,
                 shutdown: shutdown_tx,
                 exited: exited_rx,
@@ -440,6 +471,11 @@ impl AgentClient {
     /// What the agent said about itself in `initialize`.
     pub fn agent_info(&self) -> Option<&AgentInfo> {
         self.inner.agent_info.as_ref()
+    }
+
+    /// The ACP protocol version the agent answered in `initialize` (1 or 2).
+    pub fn protocol_version(&self) -> u16 {
+        self.inner.protocol_version
     }
 
     /// Process id of the agent (of the wrapper, when the command was wrapped).
@@ -474,6 +510,9 @@ impl AgentClient {
             })
             .collect();
         let request = acp::PromptRequest::new(self.inner.session_id.clone(), blocks);
+        if self.inner.protocol_version >= 2 {
+            return self.prompt_v2(request).await;
+        }
         let response = self
             .inner
             .cx
@@ -482,6 +521,33 @@ impl AgentClient {
             .await
             .map_err(|e| rpc_error("session/prompt", &e))?;
         Ok(wire::stop_reason(&response.stop_reason))
+    }
+
+    /// ACP v2: `session/prompt` is only acknowledged (`messageId`); the turn ends with the
+    /// agent's `state_update` to `idle`. The prompt's parameters have the same shape in both
+    /// versions (text and resource-link blocks).
+    async fn prompt_v2(&self, request: acp::PromptRequest) -> Result<StopReason, AcpError> {
+        let mut turn = self.inner.shared.turn.subscribe();
+        let before = turn.borrow_and_update().ended;
+        let message = UntypedMessage::new("session/prompt", request).map_err(|e| AcpError::Rpc {
+            method: "session/prompt",
+            code: e.code.value(),
+            message: e.message.clone(),
+        })?;
+        self.inner
+            .cx
+            .send_request(message)
+            .block_task()
+            .await
+            .map_err(|e| rpc_error("session/prompt", &e))?;
+        let mut exited = self.inner.exited.clone();
+        tokio::select! {
+            ended = turn.wait_for(|t| t.ended > before) => match ended {
+                Ok(t) => Ok(t.last_stop.clone().unwrap_or(StopReason::EndTurn)),
+                Err(_) => Err(AcpError::Closed),
+            },
+            _ = exited.wait_for(|gone| *gone) => Err(AcpError::Closed),
+        }
     }
 
     /// Asks the agent to stop the current turn (`session/cancel`); permission requests still
@@ -685,8 +751,8 @@ async fn watch_process(args: WatchArgs) {
 /// Routes one incoming message. Runs on the SDK's dispatch loop: it only parses and queues.
 async fn dispatch_from_agent(
     shared: &Arc<Shared>,
-    dispatch: v1::Dispatch,
-    cx: &v1::ConnectionTo<Agent>,
+    dispatch: Dispatch,
+    cx: &ConnectionTo<Agent>,
 ) -> Result<(), agent_client_protocol::Error> {
     match dispatch {
         Dispatch::Response(result, router) => router.route_with_result(result),
@@ -703,6 +769,7 @@ async fn dispatch_from_agent(
 
 async fn on_notification(shared: &Shared, message: UntypedMessage) {
     match message.method.as_str() {
+        "session/update" if shared.is_v2() => on_update_v2(shared, message.params).await,
         "session/update" => {
             use serde::Deserialize;
             let notification = match acp::SessionNotification::deserialize(&message.params) {
@@ -742,7 +809,42 @@ async fn on_notification(shared: &Shared, message: UntypedMessage) {
     }
 }
 
-type JsonResponder = v1::Responder<Value>;
+async fn on_update_v2(shared: &Shared, params: Value) {
+    let session = params.get("sessionId").and_then(Value::as_str);
+    if session != shared.session_id.get().map(String::as_str) {
+        shared
+            .protocol_error(format!("session/update for unknown session {session:?}"))
+            .await;
+        return;
+    }
+    let raw = params.get("update").cloned().unwrap_or_default();
+    let (update, state) = match wire::v2::update(raw) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            shared
+                .protocol_error(format!("invalid session/update from agent: {error}"))
+                .await;
+            return;
+        }
+    };
+    // The update is queued before the turn is marked ended: a prompt returns only once every
+    // update of its turn is on the event channel.
+    shared.emit(AgentEvent::Update(update)).await;
+    match state {
+        Some(wire::v2::TurnState::Running) => shared.turn.send_modify(|t| t.running = true),
+        Some(wire::v2::TurnState::Idle(stop)) => shared.turn.send_modify(|t| {
+            // A repeated idle snapshot is not a new completion (ACP v2).
+            if t.running || stop.is_some() {
+                t.running = false;
+                t.ended += 1;
+                t.last_stop = stop;
+            }
+        }),
+        None => {}
+    }
+}
+
+type JsonResponder = Responder<Value>;
 
 fn parse<T: DeserializeOwned>(params: Value) -> Result<T, String> {
     serde_json::from_value(params).map_err(|e| e.to_string())
@@ -760,7 +862,7 @@ fn answer_error(responder: JsonResponder, error: agent_client_protocol::Error) {
 
 /// Answers the agent from a spawned task once the server replied on `rx`.
 fn forward<T: Send + 'static>(
-    cx: &v1::ConnectionTo<Agent>,
+    cx: &ConnectionTo<Agent>,
     responder: JsonResponder,
     rx: oneshot::Receiver<T>,
     method: &'static str,
@@ -800,7 +902,7 @@ async fn on_request(
     shared: &Arc<Shared>,
     message: UntypedMessage,
     responder: JsonResponder,
-    cx: &v1::ConnectionTo<Agent>,
+    cx: &ConnectionTo<Agent>,
 ) {
     let UntypedMessage { method, params } = message;
     let session_of = |params: &Value| {
@@ -809,7 +911,11 @@ async fn on_request(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let known = matches!(
+    // v2 moved files and commands to the agent: only permission requests come to the client.
+    let known = if shared.is_v2() {
+        method == "session/request_permission"
+    } else {
+        matches!(
         method.as_str(),
         "fs/read_text_file"
             | "fs/write_text_file"
@@ -819,7 +925,8 @@ async fn on_request(
             | "terminal/wait_for_exit"
             | "terminal/kill"
             | "terminal/release"
-    );
+    )
+    };
     if !known {
         shared
             .protocol_error(format!("agent called unknown method `{method}`"))
@@ -906,17 +1013,39 @@ async fn on_request(
             );
         }
         "session/request_permission" => {
-            let request = parse_or_reject!(acp::RequestPermissionRequest);
-            let (respond, rx) = Reply::pair();
-            let mut cancelled = shared.cancel_generation.subscribe();
-            shared
-                .emit(AgentEvent::Request(AgentRequest::RequestPermission {
-                    tool_call: wire::tool_call_update(&request.tool_call),
-                    options: request
+            let (tool_call, options) = if shared.is_v2() {
+                match wire::v2::permission_request(&params) {
+                    Ok(parsed) => parsed,
+                    Err(error) => {
+                        let message = format!("invalid {method} parameters: {error}");
+                        shared.protocol_error(message.clone()).await;
+                        answer_error(
+                            responder,
+                            agent_client_protocol::Error::new(
+                                agent_client_protocol::ErrorCode::INVALID_PARAMS,
+                                message,
+                            ),
+                        );
+                        return;
+                    }
+                }
+            } else {
+                let request = parse_or_reject!(acp::RequestPermissionRequest);
+                (
+                    wire::tool_call_update(&request.tool_call),
+                    request
                         .options
                         .iter()
                         .map(wire::permission_option)
                         .collect(),
+                )
+            };
+            let (respond, rx) = Reply::pair();
+            let mut cancelled = shared.cancel_generation.subscribe();
+            shared
+                .emit(AgentEvent::Request(AgentRequest::RequestPermission {
+                    tool_call,
+                    options,
                     respond,
                 }))
                 .await;

@@ -114,12 +114,31 @@ pub enum ToolContent {
         old_text: Option<String>,
         new_text: String,
     },
+    /// An ACP v2 diff: the files a tool call changed (`changes`, authoritative for paths and
+    /// operations) and, when the agent sent one, the renderable `git_patch` text. Unlike
+    /// [`ToolContent::Diff`] it carries no whole-file text: the file content itself is read
+    /// from where the agent wrote it (the shadow workspace).
+    Changes {
+        changes: Vec<FileChange>,
+        patch: Option<String>,
+    },
     /// Live output of a terminal the agent created.
     Terminal {
         terminal_id: String,
     },
     /// Images, audio, resources: forwarded as they came.
     Other(serde_json::Value),
+}
+
+/// One file-level change of an ACP v2 diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// `add`, `delete`, `modify`, `move`, `copy`, or a newer operation's name.
+    pub operation: String,
+    /// The path after the operation (absolute, as the agent sent it).
+    pub path: PathBuf,
+    /// The path before a `move` or `copy`.
+    pub old_path: Option<PathBuf>,
 }
 
 /// A tool call as announced or updated by the agent, or as shown in a permission request.

@@ -216,3 +216,326 @@ pub(crate) fn error(error: &AgentError) -> agent_client_protocol::Error {
     };
     agent_client_protocol::Error::new(code, error.message.clone())
 }
+
+/// Protocol version negotiation (both versions) and ACP v2's messages.
+///
+/// The `agent-client-protocol` 5.0 crate has v2 types only behind its `unstable_protocol_v2`
+/// feature, with a separate connection type whose version is fixed before connecting. Airlock
+/// needs to learn the version from the agent's `initialize` answer on one connection, and uses
+/// little of v2 (initialize, prompt acknowledgement, `session/update`, permission requests), so
+/// that surface is read and written here as JSON, checked against the v2 schema by
+/// `tests/tests/acp_schema.rs`.
+pub(crate) mod v2 {
+    use std::path::PathBuf;
+
+    use serde_json::{Value, json};
+
+    use crate::types::{
+        AgentInfo, AgentUpdate, FileChange, PermissionKind, PermissionOption, StopReason,
+        ToolCallInfo, ToolContent, ToolKind, ToolLocation, UpdateKind,
+    };
+
+    /// The newest protocol version Airlock speaks.
+    pub(crate) const LATEST: u16 = 2;
+
+    /// `initialize` parameters offering `offer` (1 or 2).
+    ///
+    /// An offer of 2 also carries v1's `clientInfo`/`clientCapabilities`: both schemas allow
+    /// unknown properties, and an agent that only speaks v1 answers 1 and reads those, so it
+    /// gets its capabilities without a second `initialize` or a respawn.
+    pub(crate) fn initialize_params(offer: u16, name: &str, version: &str, own: bool) -> Value {
+        let mut params = json!({
+            "protocolVersion": offer,
+            "clientCapabilities": {
+                "fs": {"readTextFile": own, "writeTextFile": own},
+                "terminal": own,
+            },
+            "clientInfo": {"name": name, "version": version},
+        });
+        if offer >= 2 {
+            params["info"] = json!({"name": name, "version": version});
+            // v2 has no client fs/terminal: nothing to advertise.
+            params["capabilities"] = json!({});
+        }
+        params
+    }
+
+    /// What the agent's `initialize` answer settled.
+    #[derive(Debug)]
+    pub(crate) struct Negotiated {
+        pub version: u16,
+        pub agent_info: Option<AgentInfo>,
+    }
+
+    fn versions_text(offer: u16) -> String {
+        if offer >= 2 {
+            String::from("1 and 2")
+        } else {
+            String::from(
+                "1 (2 only with agent.isolation = \"shadow\": v2 agents write files themselves)",
+            )
+        }
+    }
+
+    /// Reads the `initialize` result; the version must be one Airlock offered or below.
+    pub(crate) fn negotiated(result: &Value, offer: u16) -> Result<Negotiated, String> {
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("the initialize answer has no protocolVersion: {result}"))?;
+        let version = u16::try_from(version)
+            .ok()
+            .filter(|v| (1..=offer).contains(v))
+            .ok_or_else(|| {
+                format!(
+                    "the agent speaks ACP protocol version {version}; Airlock offered {offer} and supports {}",
+                    versions_text(offer)
+                )
+            })?;
+        let info_key = if version >= 2 { "info" } else { "agentInfo" };
+        let agent_info = result.get(info_key).and_then(|info| {
+            Some(AgentInfo {
+                name: info.get("name")?.as_str()?.to_owned(),
+                version: info.get("version")?.as_str()?.to_owned(),
+                title: info.get("title").and_then(Value::as_str).map(str::to_owned),
+            })
+        });
+        Ok(Negotiated {
+            version,
+            agent_info,
+        })
+    }
+
+    /// The message for an `initialize` that failed with ACP's "unsupported protocol version"
+    /// error (-32022, v2): names what the agent supports and what Airlock offered.
+    pub(crate) fn unsupported_version(data: Option<&Value>, offer: u16) -> String {
+        let supported = data
+            .and_then(|d| d.get("supported"))
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| String::from("(not said)"));
+        format!(
+            "the agent supports ACP protocol version(s) {supported}; Airlock offered {offer} and supports {}",
+            versions_text(offer)
+        )
+    }
+
+    /// The progress of the agent's foreground work, from `state_update`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum TurnState {
+        Running,
+        Idle(Option<StopReason>),
+    }
+
+    fn text_of(block: &Value) -> Option<String> {
+        (block.get("type")?.as_str()? == "text")
+            .then(|| block.get("text")?.as_str().map(str::to_owned))
+            .flatten()
+    }
+
+    fn tool_kind(kind: &str) -> ToolKind {
+        match kind {
+            "read" => ToolKind::Read,
+            "edit" => ToolKind::Edit,
+            "delete" => ToolKind::Delete,
+            "move" => ToolKind::Move,
+            "search" => ToolKind::Search,
+            "execute" => ToolKind::Execute,
+            "think" => ToolKind::Think,
+            "fetch" => ToolKind::Fetch,
+            "switch_mode" => ToolKind::SwitchMode,
+            _ => ToolKind::Other,
+        }
+    }
+
+    fn path_of(value: Option<&Value>) -> Option<PathBuf> {
+        value.and_then(Value::as_str).map(PathBuf::from)
+    }
+
+    fn tool_content(content: &Value) -> ToolContent {
+        match content.get("type").and_then(Value::as_str) {
+            Some("content") => match content.get("content").and_then(text_of) {
+                Some(text) => ToolContent::Text(text),
+                None => ToolContent::Other(content.clone()),
+            },
+            Some("diff") => {
+                let changes = content
+                    .get("changes")
+                    .and_then(Value::as_array)
+                    .map(|changes| {
+                        changes
+                            .iter()
+                            // ACP: receivers skip invalid items.
+                            .filter_map(|c| {
+                                Some(FileChange {
+                                    operation: c.get("operation")?.as_str()?.to_owned(),
+                                    path: path_of(c.get("path"))?,
+                                    old_path: path_of(c.get("oldPath")),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let patch = content
+                    .get("patch")
+                    .and_then(|p| p.get("text"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                ToolContent::Changes { changes, patch }
+            }
+            Some("terminal") => match content.get("terminalId").and_then(Value::as_str) {
+                Some(id) => ToolContent::Terminal {
+                    terminal_id: id.to_owned(),
+                },
+                None => ToolContent::Other(content.clone()),
+            },
+            _ => ToolContent::Other(content.clone()),
+        }
+    }
+
+    /// A v2 `ToolCallUpdate` (an upsert: absent fields are left as they were).
+    pub(crate) fn tool_call(call: &Value) -> Option<ToolCallInfo> {
+        let string = |key: &str| call.get(key).and_then(Value::as_str).map(str::to_owned);
+        Some(ToolCallInfo {
+            id: string("toolCallId")?,
+            title: string("title"),
+            kind: call.get("kind").and_then(Value::as_str).map(tool_kind),
+            status: string("status"),
+            raw_input: call.get("rawInput").cloned(),
+            locations: call
+                .get("locations")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|l| {
+                            Some(ToolLocation {
+                                path: path_of(l.get("path"))?,
+                                line: l
+                                    .get("line")
+                                    .and_then(Value::as_u64)
+                                    .and_then(|n| u32::try_from(n).ok()),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            content: call
+                .get("content")
+                .and_then(Value::as_array)
+                .map(|c| c.iter().map(tool_content).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(crate) fn stop_reason(reason: &str) -> StopReason {
+        match reason {
+            "end_turn" => StopReason::EndTurn,
+            "max_tokens" => StopReason::MaxTokens,
+            "max_turn_requests" => StopReason::MaxTurnRequests,
+            "refusal" => StopReason::Refusal,
+            "cancelled" => StopReason::Cancelled,
+            other => StopReason::Other(other.to_owned()),
+        }
+    }
+
+    /// A v2 `session/update`'s `update` object: what to forward, and the turn state it reports.
+    pub(crate) fn update(raw: Value) -> Result<(AgentUpdate, Option<TurnState>), String> {
+        let tag = raw
+            .get("sessionUpdate")
+            .and_then(Value::as_str)
+            .ok_or("the update has no sessionUpdate tag")?
+            .to_owned();
+        let chunk = || raw.get("content").and_then(text_of);
+        let mut state = None;
+        let (kind, text, tool) = match tag.as_str() {
+            "agent_message_chunk" => (UpdateKind::AgentMessageChunk, chunk(), None),
+            "agent_thought_chunk" => (UpdateKind::AgentThoughtChunk, chunk(), None),
+            "user_message_chunk" => (UpdateKind::UserMessageChunk, chunk(), None),
+            "tool_call_update" => {
+                let info = tool_call(&raw).ok_or("tool_call_update without a toolCallId")?;
+                (UpdateKind::ToolCallUpdate, info.title.clone(), Some(info))
+            }
+            "state_update" => {
+                state = match raw.get("state").and_then(Value::as_str) {
+                    Some("running" | "requires_action") => Some(TurnState::Running),
+                    Some("idle") => Some(TurnState::Idle(
+                        raw.get("stopReason")
+                            .and_then(Value::as_str)
+                            .map(stop_reason),
+                    )),
+                    _ => None,
+                };
+                (UpdateKind::Other(tag.clone()), None, None)
+            }
+            _ => (UpdateKind::Other(tag.clone()), None, None),
+        };
+        Ok((
+            AgentUpdate {
+                kind,
+                text,
+                tool_call: tool,
+                raw,
+            },
+            state,
+        ))
+    }
+
+    /// A v2 `session/request_permission`: the tool call it is about (its `subject`, or one
+    /// made of the prompt's title) and the options.
+    pub(crate) fn permission_request(
+        params: &Value,
+    ) -> Result<(ToolCallInfo, Vec<PermissionOption>), String> {
+        let options = params
+            .get("options")
+            .and_then(Value::as_array)
+            .filter(|o| !o.is_empty())
+            .ok_or("session/request_permission needs at least one option")?
+            .iter()
+            .map(|o| {
+                let field = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or(format!("permission option without {k}: {o}"))
+                };
+                let kind = match field("kind")?.as_str() {
+                    "allow_once" => PermissionKind::AllowOnce,
+                    "allow_always" => PermissionKind::AllowAlways,
+                    "reject_always" => PermissionKind::RejectAlways,
+                    _ => PermissionKind::RejectOnce,
+                };
+                Ok(PermissionOption {
+                    id: field("optionId")?,
+                    name: field("name")?,
+                    kind,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let title = params
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let subject = params.get("subject");
+        let mut call = match subject.and_then(|s| s.get("type")).and_then(Value::as_str) {
+            Some("tool_call") => subject
+                .and_then(|s| s.get("toolCall"))
+                .and_then(tool_call)
+                .ok_or("permission subject tool_call without a valid toolCall")?,
+            Some("command") => ToolCallInfo {
+                kind: Some(ToolKind::Execute),
+                raw_input: subject.cloned(),
+                ..ToolCallInfo::default()
+            },
+            _ => ToolCallInfo::default(),
+        };
+        if call.title.is_none() {
+            call.title = title;
+        }
+        Ok((call, options))
+    }
+}

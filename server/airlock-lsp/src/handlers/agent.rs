@@ -485,9 +485,13 @@ fn start(state: &mut State) {
     send_status(state);
     let handle = state.handle.clone();
     let root = config.cwd.clone();
-    // In shadow mode the agent must write and run commands itself, inside its shadow.
+    // In shadow mode the agent must write and run commands itself, inside its shadow; that is
+    // also the only mode where an ACP v2 agent (which always does) may run: v2 is offered
+    // there alone, elsewhere a v2-only agent fails `initialize` with an error naming both
+    // versions and the setting (docs/security.md, "ACP v2 agents").
     let options = ClientOptions {
         client_fs_and_terminal: state.shadow.mode().is_none(),
+        offer_protocol_v2: state.shadow.mode().is_some(),
         ..ClientOptions::default()
     };
     tracing::info!(command = ?config.command, "starting agent");
@@ -591,6 +595,7 @@ fn on_started(
         Event::new(EventKind::AgentStarted, program)
             .field("agent", info)
             .field("pid", client.pid().unwrap_or(0))
+            .field("protocol", client.protocol_version())
             .field("isolation", isolation),
     );
     crate::handlers::shadow::on_started(state, client.pid());

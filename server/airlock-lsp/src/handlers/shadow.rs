@@ -306,13 +306,27 @@ pub fn on_update(state: &mut State, update: &airlock_acp::AgentUpdate) {
     let Some(call) = &update.tool_call else {
         return;
     };
-    let mut named = Vec::new();
+    // The paths a tool call's diffs name: v1's whole-file diff, v2's `changes` (both sides of
+    // a move or copy). They only attribute; the proposal's text always comes from what the
+    // shadow holds, so a diff for a path that did not change there proposes nothing.
+    let mut paths = Vec::new();
     for content in &call.content {
-        if let airlock_acp::ToolContent::Diff { path, .. } = content {
-            let real = to_real(active, path);
-            active.tool_calls.insert(real.clone(), call.id.clone());
-            named.push(real);
+        match content {
+            airlock_acp::ToolContent::Diff { path, .. } => paths.push(path.clone()),
+            airlock_acp::ToolContent::Changes { changes, .. } => {
+                for change in changes {
+                    paths.push(change.path.clone());
+                    paths.extend(change.old_path.clone());
+                }
+            }
+            _ => {}
         }
+    }
+    let mut named = Vec::new();
+    for path in paths {
+        let real = to_real(active, &path);
+        active.tool_calls.insert(real.clone(), call.id.clone());
+        named.push(real);
     }
     for real in named {
         attribute_late(state, &real, &call.id);
