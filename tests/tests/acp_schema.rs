@@ -327,7 +327,9 @@ async fn v2_traffic_validates_against_the_acp_v2_schema() {
         "python3"
     };
     let config = airlock_acp::AgentConfig {
-        command: [python, "-c", DISK_AGENT, "--v2"].map(String::from).to_vec(),
+        command: [python, "-c", DISK_AGENT, "--v2"]
+            .map(String::from)
+            .to_vec(),
         env: BTreeMap::new(),
         cwd: ws.root(),
     };
@@ -382,13 +384,16 @@ async fn v2_traffic_validates_against_the_acp_v2_schema() {
     );
     // The harness drains the event queue on its own task: let it catch up.
     h.wait_for("the turn's last message", |seen| {
-        seen.iter().any(|s| {
-            matches!(s, acp_support::Seen::Update(u) if u.text.as_deref() == Some("done"))
-        })
+        seen.iter()
+            .any(|s| matches!(s, acp_support::Seen::Update(u) if u.text.as_deref() == Some("done")))
     })
     .await;
     let messages = h.messages();
-    assert_eq!(messages.last().map(String::as_str), Some("done"), "{messages:?}");
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("done"),
+        "{messages:?}"
+    );
     assert!(
         messages
             .iter()

@@ -529,11 +529,12 @@ impl AgentClient {
     async fn prompt_v2(&self, request: acp::PromptRequest) -> Result<StopReason, AcpError> {
         let mut turn = self.inner.shared.turn.subscribe();
         let before = turn.borrow_and_update().ended;
-        let message = UntypedMessage::new("session/prompt", request).map_err(|e| AcpError::Rpc {
-            method: "session/prompt",
-            code: e.code.value(),
-            message: e.message.clone(),
-        })?;
+        let message =
+            UntypedMessage::new("session/prompt", request).map_err(|e| AcpError::Rpc {
+                method: "session/prompt",
+                code: e.code.value(),
+                message: e.message.clone(),
+            })?;
         self.inner
             .cx
             .send_request(message)
@@ -916,16 +917,16 @@ async fn on_request(
         method == "session/request_permission"
     } else {
         matches!(
-        method.as_str(),
-        "fs/read_text_file"
-            | "fs/write_text_file"
-            | "session/request_permission"
-            | "terminal/create"
-            | "terminal/output"
-            | "terminal/wait_for_exit"
-            | "terminal/kill"
-            | "terminal/release"
-    )
+            method.as_str(),
+            "fs/read_text_file"
+                | "fs/write_text_file"
+                | "session/request_permission"
+                | "terminal/create"
+                | "terminal/output"
+                | "terminal/wait_for_exit"
+                | "terminal/kill"
+                | "terminal/release"
+        )
     };
     if !known {
         shared

@@ -539,3 +539,97 @@ pub(crate) mod v2 {
         Ok((call, options))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::v2;
+    use crate::types::{StopReason, ToolContent};
+    use serde_json::json;
+
+    #[test]
+    fn negotiation_takes_an_offered_version_and_names_both_otherwise() {
+        let v2_answer = json!({"protocolVersion": 2, "info": {"name": "a", "version": "9"}});
+        let n = v2::negotiated(&v2_answer, 2).unwrap();
+        assert_eq!(n.version, 2);
+        assert_eq!(n.agent_info.unwrap().version, "9");
+        let v1_answer = json!({"protocolVersion": 1, "agentInfo": {"name": "b", "version": "1"}});
+        let n = v2::negotiated(&v1_answer, 2).unwrap();
+        assert_eq!((n.version, n.agent_info.unwrap().name.as_str()), (1, "b"));
+        // Above the offer (a broken agent) or unknown: refused, naming both sides.
+        let e = v2::negotiated(&v2_answer, 1).unwrap_err();
+        assert!(e.contains("version 2") && e.contains("offered 1"), "{e}");
+        assert!(e.contains("agent.isolation = \"shadow\""), "{e}");
+        let e = v2::negotiated(&json!({"protocolVersion": 7}), 2).unwrap_err();
+        assert!(
+            e.contains("version 7") && e.contains("supports 1 and 2"),
+            "{e}"
+        );
+        assert!(v2::negotiated(&json!({}), 2).is_err());
+        let e = v2::unsupported_version(Some(&json!({"requested": 1, "supported": [2, 3]})), 1);
+        assert!(
+            e.contains("version(s) 2, 3") && e.contains("offered 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn offer_of_2_carries_both_field_sets() {
+        let p = v2::initialize_params(2, "airlock", "0.1", false);
+        assert_eq!(p["protocolVersion"], 2);
+        assert_eq!(p["info"]["name"], "airlock");
+        assert_eq!(p["clientInfo"]["name"], "airlock");
+        assert_eq!(p["clientCapabilities"]["fs"]["writeTextFile"], false);
+        let p = v2::initialize_params(1, "airlock", "0.1", true);
+        assert!(p.get("info").is_none() && p.get("capabilities").is_none());
+        assert_eq!(p["clientCapabilities"]["terminal"], true);
+    }
+
+    #[test]
+    fn v2_updates_map_to_plain_data() {
+        let (u, state) = v2::update(json!({
+            "sessionUpdate": "tool_call_update", "toolCallId": "c1", "title": "Move",
+            "status": "completed",
+            "content": [{"type": "diff", "changes": [
+                {"operation": "move", "oldPath": "/w/a", "path": "/w/b"},
+                {"operation": "modify"},
+            ]}],
+        }))
+        .unwrap();
+        assert_eq!(state, None);
+        let call = u.tool_call.unwrap();
+        assert_eq!(call.status.as_deref(), Some("completed"));
+        let ToolContent::Changes { changes, patch } = &call.content[0] else {
+            panic!("{:?}", call.content)
+        };
+        // The change without a path is skipped, as ACP asks of receivers.
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].old_path.as_deref(), Some("/w/a".as_ref()));
+        assert_eq!(patch, &None);
+        let idle = |v| v2::update(v).unwrap().1;
+        assert_eq!(
+            idle(
+                json!({"sessionUpdate": "state_update", "state": "idle", "stopReason": "cancelled"})
+            ),
+            Some(v2::TurnState::Idle(Some(StopReason::Cancelled)))
+        );
+        assert_eq!(
+            idle(json!({"sessionUpdate": "state_update", "state": "requires_action"})),
+            Some(v2::TurnState::Running)
+        );
+        assert!(v2::update(json!({"content": {}})).is_err());
+    }
+
+    #[test]
+    fn v2_permission_requests_need_options() {
+        let (call, options) = v2::permission_request(&json!({
+            "sessionId": "s", "title": "Run ls?",
+            "subject": {"type": "command", "command": "ls"},
+            "options": [{"optionId": "y", "name": "Yes", "kind": "allow_once"}],
+        }))
+        .unwrap();
+        assert_eq!(call.title.as_deref(), Some("Run ls?"));
+        assert_eq!(options[0].id, "y");
+        assert!(v2::permission_request(&json!({"sessionId": "s", "options": []})).is_err());
+    }
+}
