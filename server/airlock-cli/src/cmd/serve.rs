@@ -21,7 +21,8 @@ pub struct Args {
     /// How the agent process is isolated; overrides config.toml and initializationOptions.
     /// `sandboxed` (default): read-only workspace, edits only through ACP `fs/write_text_file`.
     /// `shadow`: the agent writes to disk itself, into a copy-on-write shadow of the workspace,
-    /// and its writes become proposals. `none`: no sandbox (explicit, reported opt-out).
+    /// and its writes become proposals; the only mode offering ACP v2 (v2 agents always write
+    /// to disk themselves). `none`: no sandbox (explicit, reported opt-out).
     #[arg(long, value_name = "MODE", value_parser = ["sandboxed", "shadow", "none"])]
     pub isolation: Option<String>,
     /// Accepted for editors that always pass it; stdio is the only transport.
