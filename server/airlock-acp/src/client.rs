@@ -12,6 +12,11 @@
 //! - [`AgentEvent::Exited`] is sent exactly once, last, whatever ended the agent; afterwards every
 //!   method fails with [`AcpError::Closed`] instead of hanging.
 //! - The agent's stderr goes to `tracing` (target `airlock_acp::agent_stderr`), line by line.
+//! - Protocol version: `initialize` offers 2 when [`ClientOptions::offer_protocol_v2`] is set,
+//!   else 1; the agent's answer must be 1 or 2 and at most the offer, otherwise the handshake
+//!   fails with an error naming both sides. With v2, [`AgentClient::prompt`] returns when the
+//!   agent reports `idle` (v2 only acknowledges the prompt), with every update of the turn
+//!   queued, as with v1.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -152,9 +157,9 @@ fn stderr_suffix(tail: &str) -> String {
 }
 
 const STDERR_TAIL_LINES: usize = 20;
+const STDERR_LINE_MAX: usize = 4096;
 /// ACP v2's error code for an `initialize` whose version the agent cannot speak.
 const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
-const STDERR_LINE_MAX: usize = 4096;
 
 /// State shared by the dispatch handler, the forwarding tasks and the handle.
 struct Shared {
@@ -182,9 +187,7 @@ impl Shared {
     fn is_v2(&self) -> bool {
         self.version.get().is_some_and(|v| *v >= 2)
     }
-}
 
-impl Shared {
     async fn emit(&self, event: AgentEvent) {
         // A closed receiver means the server stopped listening: nothing left to tell.
         let _ = self.events.send(event).await;
