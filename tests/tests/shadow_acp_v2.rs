@@ -4,7 +4,7 @@
 //!   agent echoes and in the `agent.started` telemetry), its direct write becomes a proposal
 //!   attributed to the tool call whose v2 diff (`changes` + `git_patch`) named the path, the real
 //!   file is untouched until accept, and the turn ends at the agent's `state_update` to idle
-//!   (the prompt is only acknowledged);
+//!   (the prompt is only acknowledged) — with the overlay and with a copy at its own path;
 //! - a v1-only agent offered v2 answers 1 and still works (its writes become proposals);
 //! - outside shadow mode Airlock offers only v1, and a v2-only agent fails with an error to the
 //!   editor naming both versions and the setting that makes v2 work.
@@ -23,8 +23,20 @@ fn python() -> &'static str {
 }
 
 fn start(env: &Env, isolation: &str, v2: bool) -> anyhow::Result<Lsp> {
+    start_with(env, isolation, v2, &[])
+}
+
+fn start_with(
+    env: &Env,
+    isolation: &str,
+    v2: bool,
+    test_env: &[(&str, &str)],
+) -> anyhow::Result<Lsp> {
     let mut cmd = env.command();
     cmd.arg("serve").args(["--isolation", isolation]);
+    for (k, v) in test_env {
+        cmd.env(k, v);
+    }
     let mut lsp = Lsp::spawn(cmd)?;
     let mut agent = vec![python(), "-c", AGENT];
     if v2 {
@@ -77,9 +89,20 @@ fn started_protocol(lsp: &mut Lsp) -> anyhow::Result<Value> {
 
 #[test]
 fn v2_agent_in_shadow_mode_writes_become_proposals() -> anyhow::Result<()> {
+    v2_agent_in_shadow(&[])
+}
+
+/// Without user namespaces the shadow is a copy at its own path: the paths in the agent's v2
+/// diffs are the copy's and must be mapped back to attribute the proposals.
+#[test]
+fn v2_agent_in_a_copy_shadow_at_its_own_path() -> anyhow::Result<()> {
+    v2_agent_in_shadow(&[("AIRLOCK_TEST_NO_USERNS", "1")])
+}
+
+fn v2_agent_in_shadow(test_env: &[(&str, &str)]) -> anyhow::Result<()> {
     let env = Env::new();
     env.write("src/lib.txt", "one\ntwo\nthree\n");
-    let mut lsp = start(&env, "shadow", true)?;
+    let mut lsp = start_with(&env, "shadow", true, test_env)?;
     let notes = env.workspace.join("NOTES.md");
 
     let answer = prompt(
