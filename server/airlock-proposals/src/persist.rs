@@ -240,12 +240,12 @@ fn run(shared: &Shared) {
             };
             (batch, std::mem::take(&mut q.waiters))
         };
-        let result = apply(shared, batch);
-        let result = match result {
+        let mut batch = batch;
+        let result = match apply(shared, &mut batch) {
             Ok(()) => Ok(()),
-            Err((err, rest)) => {
+            Err(err) => {
                 let mut q = shared.lock();
-                q.restore(rest);
+                q.restore(batch);
                 if q.shutdown {
                     // Don't retry forever on the way out.
                     q.writes.clear();
@@ -267,14 +267,9 @@ fn run(shared: &Shared) {
     }
 }
 
-/// Applies one batch; on failure returns the error and what is left undone.
-fn apply(shared: &Shared, batch: Batch) -> std::result::Result<(), (ProposalError, Batch)> {
-    let Batch {
-        mut writes,
-        removes,
-        log,
-    } = batch;
-    while let Some(((class, path), content)) = writes.pop_first() {
+/// Applies one batch; on failure returns the error and leaves what is undone in `batch`.
+fn apply(shared: &Shared, batch: &mut Batch) -> Result<()> {
+    while let Some(((class, path), content)) = batch.writes.pop_first() {
         let written = match &content {
             Content::Text(t) => write_atomic_with(&path, t.as_bytes(), shared.durable),
             Content::Json(j) => j
@@ -286,19 +281,13 @@ fn apply(shared: &Shared, batch: Batch) -> std::result::Result<(), (ProposalErro
                 .and_then(|bytes| write_atomic_with(&path, &bytes, shared.durable)),
         };
         if let Err(e) = written {
-            writes.insert((class, path), content);
-            return Err((
-                e,
-                Batch {
-                    writes,
-                    removes,
-                    log,
-                },
-            ));
+            batch.writes.insert((class, path), content);
+            return Err(e);
         }
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for (i, path) in removes.iter().enumerate() {
+    while !batch.removes.is_empty() {
+        let path = &batch.removes[0];
         match std::fs::remove_file(path) {
             Ok(()) => {
                 if let Some(d) = path.parent()
@@ -308,32 +297,16 @@ fn apply(shared: &Shared, batch: Batch) -> std::result::Result<(), (ProposalErro
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err((
-                    ProposalError::io("remove", path, e),
-                    Batch {
-                        writes: BTreeMap::new(),
-                        removes: removes[i..].to_vec(),
-                        log,
-                    },
-                ));
-            }
+            Err(e) => return Err(ProposalError::io("remove", path, e)),
         }
+        batch.removes.remove(0);
     }
     if shared.durable {
         for d in &dirs {
-            if let Err(e) = sync_dir(d) {
-                return Err((
-                    e,
-                    Batch {
-                        writes: BTreeMap::new(),
-                        removes: Vec::new(),
-                        log,
-                    },
-                ));
-            }
+            sync_dir(d)?;
         }
     }
+    let log = std::mem::take(&mut batch.log);
     if !log.is_empty() {
         // History for humans: losing its tail in a crash is acceptable, and a torn last line
         // is skipped by readers; so no fsync and no retry.
