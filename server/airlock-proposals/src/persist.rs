@@ -185,7 +185,24 @@ impl Writer {
     /// Runs `done` on the writer thread once everything queued so far is on disk, or with
     /// the error that kept it off. `done` must not block.
     pub(crate) fn on_persisted(&self, done: impl FnOnce(Result<()>) + Send + 'static) {
+        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            // Only a panic ends the thread early; don't leave the caller waiting forever.
+            done(Err(self.stopped()));
+            return;
+        }
         self.with_queue(|q| q.waiters.push(Box::new(done)));
+    }
+
+    fn stopped(&self) -> ProposalError {
+        ProposalError::Persist {
+            dir: self
+                .shared
+                .log_path
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_owned(),
+            message: "the state writer stopped".into(),
+        }
     }
 
     /// Blocks until everything queued so far is on disk.
@@ -194,17 +211,7 @@ impl Writer {
         self.on_persisted(move |r| {
             let _ = tx.send(r);
         });
-        rx.recv().unwrap_or_else(|_| {
-            Err(ProposalError::Persist {
-                dir: self
-                    .shared
-                    .log_path
-                    .parent()
-                    .unwrap_or(Path::new(""))
-                    .to_owned(),
-                message: "the state writer stopped".into(),
-            })
-        })
+        rx.recv().unwrap_or_else(|_| Err(self.stopped()))
     }
 }
 
