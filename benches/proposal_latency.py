@@ -5,7 +5,9 @@
 Each measured turn is a fresh prompt; "write" turns make the agent write a 1,000-line file with
 ~1 % of lines changed (a new variant each time, so every write is a real diff), "message" turns
 only send one message chunk. The write → proposal cost is the write turn's latency minus the
-message turn's (both include the same prompt → agent hop), reported per percentile.
+message turn's (both include the same prompt → agent hop), reported per percentile. (Timing a
+chunk sent just before the write does not isolate the write: under load the chunk's own
+delivery waits behind the write's processing.)
 Usage: benches/proposal_latency.py [--stages] [path/to/airlock] [turns]
 (default target/release/airlock, 60 turns). `--stages` runs the server with
 AIRLOCK_LOG=airlock_lsp=debug and adds the server's per-stage breakdown of each write from its
@@ -37,18 +39,20 @@ class Client:
             if line in (b"\r\n", b"\n"): break
             if line.lower().startswith(b"content-length"): n = int(line.split(b":")[1])
         return json.loads(self.p.stdout.read(n))
-    def request(self, method, params, until=None):
+    def request(self, method, params, until=()):
+        """Sends a request; returns its response and, per method in `until`, the time of the
+        first notification of that method after sending."""
         i = self.next; self.next += 1
-        t0 = time.perf_counter(); hit = None
+        t0 = time.perf_counter(); hits = {}
         self.send({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
         while True:
             m = self.read()
             if "method" in m and "id" in m:
                 self.send({"jsonrpc": "2.0", "id": m["id"], "result": None}); continue
-            if until and hit is None and m.get("method") == until:
-                hit = time.perf_counter() - t0
+            if m.get("method") in until and m["method"] not in hits:
+                hits[m["method"]] = time.perf_counter() - t0
             if m.get("id") == i and "method" not in m:
-                return m, hit
+                return m, hits
 
 def pct(xs, p):
     xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -74,10 +78,10 @@ def main():
     c.request("airlock/prompt", {"text": "message 1 now"})  # start the agent outside the timing
     write, msg = [], []
     for i in range(1, TURNS + 1):
-        _, t = c.request("airlock/prompt", {"text": f"write {i} now"}, until="airlock/proposal")
-        write.append(t * 1000)
-        _, t = c.request("airlock/prompt", {"text": f"message {i} now"}, until="airlock/agentUpdate")
-        msg.append(t * 1000)
+        _, t = c.request("airlock/prompt", {"text": f"write {i} now"}, until=("airlock/proposal",))
+        write.append(t["airlock/proposal"] * 1000)
+        _, t = c.request("airlock/prompt", {"text": f"message {i} now"}, until=("airlock/agentUpdate",))
+        msg.append(t["airlock/agentUpdate"] * 1000)
     c.p.kill()
     print("| path | p50 | p99 |")
     print("|---|---|---|")
