@@ -86,6 +86,10 @@ pub enum ProposalError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot save the proposal state in {dir}: {message}; the proposal is shown but would not survive a restart of the server (check free space and permissions there)"
+    )]
+    Persist { dir: PathBuf, message: String },
     #[error("cannot encode proposal state for {path}: {source}")]
     Encode {
         path: PathBuf,

@@ -15,6 +15,7 @@ mod error;
 mod fsio;
 mod outcome;
 mod path;
+mod persist;
 mod store;
 mod text;
 mod types;

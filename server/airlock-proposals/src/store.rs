@@ -1,9 +1,14 @@
 //! The proposal store: create, stack, resolve, rebase and persist proposals.
 //!
 //! Guarantees:
-//! - Every state change is on disk (atomic write, fsynced) before the method returns, so a
-//!   `kill -9` at any moment loses no proposal that a caller was told about and leaves no torn
-//!   state file.
+//! - Every state change is made in memory at once and queued to the store's background writer
+//!   (`persist.rs`); it is on disk once [`Store::flush`] returns or a callback registered with
+//!   [`Store::on_persisted`] after the change runs. Callers acknowledge a change to anyone
+//!   outside (e.g. the agent's write call) only then, so a `kill -9` at any moment loses no
+//!   proposal anyone was told is recorded, and leaves no torn state file (atomic writes, in an
+//!   order that keeps every prefix of a batch loadable).
+//! - Base texts are stored once per content (`bases/<sha256>`), so a proposal record only
+//!   holds its hunks; a base file is removed once no pending proposal refers to it.
 //! - `resolve` never produces text that overwrites a line the user changed after the proposal
 //!   was made: such hunks become `conflicted` instead.
 //! - At most one pending proposal exists per file: a new one supersedes the previous one (see
@@ -12,28 +17,27 @@
 //! The store is a plain value with `&mut self` methods; the LSP layer owns it in its single
 //! state task, so no locking is needed here.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::diff::{Placement, changes, place, splice};
 use crate::error::{ProposalError, Result};
-use crate::fsio::{TEMP_MARKER, sync_dir, write_atomic_with};
+use crate::fsio::TEMP_MARKER;
 use crate::outcome::{HunkOutcome, HunkResult, Outcome};
 use crate::path::resolve_in_workspace;
+use crate::persist::{Class, Content, Writer};
 use crate::text::{Limits, check_text, hash_text, split_lines};
 use crate::types::{
     Hunk, HunkStatus, LineEdit, Origin, Proposal, ProposalId, ProposalState, count_lines,
 };
 
-/// Version of the on-disk format; bumped on incompatible changes.
-const FORMAT: u32 = 1;
+/// Version of the on-disk format; bumped on incompatible changes. Format 1 kept the base text
+/// inside each proposal file; format 2 names it by hash in `bases/`. Both are read.
+const FORMAT: u32 = 2;
 /// How many resolved proposals `get` still knows about.
 const RESOLVED_KEPT: usize = 256;
-/// `resolved.jsonl` is rotated to `resolved.jsonl.1` beyond this size.
-const RESOLVED_LOG_MAX: u64 = 1024 * 1024;
 
 /// What the agent bridge passes to [`Store::propose`].
 #[derive(Debug, Clone)]
@@ -120,12 +124,15 @@ struct Record {
     revision: u64,
 }
 
+/// A proposal file (`proposals/p-N.json`).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Persisted {
     format: u32,
     proposal: Proposal,
-    base_text: String,
+    /// Format 1 only: the base text inline. Format 2 finds it in `bases/<base hash>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base_text: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,8 +147,8 @@ struct Meta {
 pub struct StoreOptions {
     pub limits: Limits,
     /// fsync every state write (default). Without it, state survives a killed server
-    /// (`kill -9`) but not a power loss; it saves a few milliseconds per proposal on slow
-    /// disks (see docs/benchmarks.md).
+    /// (`kill -9`) but not a power loss; it saves a few milliseconds per persisted change on
+    /// slow disks (see docs/benchmarks.md).
     pub durable: bool,
     /// How long `open` waits for another server of the same workspace to let go of the
     /// state before failing with [`ProposalError::Locked`] (default 2 s).
@@ -163,13 +170,17 @@ impl Default for StoreOptions {
 pub struct Store {
     root: PathBuf,
     dir: PathBuf,
+    bases_dir: PathBuf,
     meta_path: PathBuf,
-    log_path: PathBuf,
+    /// Declared before `_lock`: dropping the store first writes what is queued, then unlocks.
+    writer: Writer,
     /// Held for the store's lifetime (flock); released by the OS if the process dies.
     _lock: std::fs::File,
     limits: Limits,
-    durable: bool,
     pending: BTreeMap<u64, Record>,
+    /// How many pending records use each base text (by hash); a base file exists (or is
+    /// queued) exactly for the hashes in here.
+    base_refs: HashMap<String, usize>,
     resolved: VecDeque<Proposal>,
     next_id: u64,
     warnings: Vec<String>,
@@ -199,18 +210,23 @@ impl Store {
         // state dir; the lock keeps two servers of the same workspace from interleaving.
         let base = state_dir.join(workspace_key(&root));
         let dir = base.join("proposals");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ProposalError::io("create state directory", &dir, e))?;
+        let bases_dir = base.join("bases");
+        for d in [&dir, &bases_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| ProposalError::io("create state directory", d, e))?;
+        }
         let lock = crate::fsio::lock_exclusive(&base.join("lock"), options.lock_wait)?;
+        let writer = Writer::start(durable, base.join("resolved.jsonl"))?;
         let mut store = Store {
             root,
             meta_path: base.join("meta.json"),
-            log_path: base.join("resolved.jsonl"),
             dir,
+            bases_dir,
+            writer,
             _lock: lock,
             limits,
-            durable,
             pending: BTreeMap::new(),
+            base_refs: HashMap::new(),
             resolved: VecDeque::new(),
             next_id: 1,
             warnings: Vec::new(),
@@ -250,12 +266,18 @@ impl Store {
             let parsed = std::fs::read(&path)
                 .map_err(|e| ProposalError::io("read", &path, e))
                 .map(|bytes| serde_json::from_slice::<Persisted>(&bytes));
-            let record = match parsed? {
-                Ok(p) if p.format == FORMAT => Record {
-                    proposal: p.proposal,
-                    base_text: p.base_text,
-                    revision: 0,
-                },
+            let parsed = match parsed? {
+                Ok(p) if p.format == 1 || p.format == FORMAT => {
+                    let base = match p.base_text {
+                        Some(text) => Ok(text),
+                        None => self.read_base(&p.proposal.base_hash),
+                    };
+                    base.map(|base_text| Record {
+                        proposal: p.proposal,
+                        base_text,
+                        revision: 0,
+                    })
+                }
                 Ok(p) => {
                     self.warnings.push(format!(
                         "skipping {}: unknown format {}",
@@ -264,6 +286,10 @@ impl Store {
                     ));
                     continue;
                 }
+                Err(e) => Err(e.to_string()),
+            };
+            let record = match parsed {
+                Ok(record) => record,
                 Err(e) => {
                     // Cannot come from our own atomic writes; keep the bytes for a human.
                     let aside = path.with_extension("json.corrupt");
@@ -286,6 +312,29 @@ impl Store {
                 self.pending.insert(n, record);
             }
         }
+        // Bases: count the users; rewrite any that a format-1 file kept inline; delete the
+        // ones nobody uses (left by a crash between a proposal's removal and its base's).
+        for rec in self.pending.values() {
+            *self
+                .base_refs
+                .entry(rec.proposal.base_hash.clone())
+                .or_default() += 1;
+        }
+        for rec in self.pending.values() {
+            let file = self.bases_dir.join(&rec.proposal.base_hash);
+            if !file.exists() {
+                self.writer
+                    .write(Class::Base, file, Content::Text(rec.base_text.clone()));
+            }
+        }
+        let entries = std::fs::read_dir(&self.bases_dir)
+            .map_err(|e| ProposalError::io("list state directory", &self.bases_dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !self.base_refs.contains_key(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         // A crash between writing a new proposal and deleting the one it supersedes leaves
         // both; finish the supersede.
         let mut newest: BTreeMap<PathBuf, u64> = BTreeMap::new();
@@ -304,10 +353,38 @@ impl Store {
                         .supersedes
                         .get_or_insert(rec.proposal.id.clone());
                 }
-                self.retire(rec.proposal)?;
+                let hash = rec.proposal.base_hash.clone();
+                self.retire(rec.proposal, &hash);
             }
         }
         Ok(())
+    }
+
+    /// A base text by hash, checked against it (a mismatch or a missing file cannot come from
+    /// our own writes, which put the base on disk before any proposal naming it).
+    fn read_base(&self, hash: &str) -> std::result::Result<String, String> {
+        let file = self.bases_dir.join(hash);
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("its base text {} is unreadable: {e}", file.display()))?;
+        if hash_text(&text) != hash {
+            return Err(format!(
+                "its base text {} does not match its hash",
+                file.display()
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Queues everything written so far; `done` runs (on the writer thread, so it must not
+    /// block) once it is on disk, or with the error that kept it off. Acknowledge a change
+    /// to the outside world only from here.
+    pub fn on_persisted(&self, done: impl FnOnce(Result<()>) + Send + 'static) {
+        self.writer.on_persisted(done);
+    }
+
+    /// Blocks until every change made so far is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.writer.flush()
     }
 
     /// Problems found while loading (unreadable files moved aside), for the log.
@@ -380,14 +457,16 @@ impl Store {
                 base_text: input.base_text,
                 revision: 0,
             };
-            self.persist(n, &record)?;
+            self.add_base_ref(&record);
+            self.persist(n, &record);
             self.pending.insert(n, record);
         }
         self.next_id = n + 1;
         if let Some(old) = previous.and_then(|p| self.pending.remove(&p)) {
             let mut old = old.proposal;
             old.state = ProposalState::Superseded;
-            self.retire(old)?;
+            let hash = old.base_hash.clone();
+            self.retire(old, &hash);
         }
         Ok(proposal)
     }
@@ -560,7 +639,8 @@ impl Store {
         })
     }
 
-    /// Records a planned resolution (persisted before returning). Succeeds without doing
+    /// Records a planned resolution (queued for disk, see [`Store::on_persisted`]; an applied
+    /// text whose commit is lost in a crash is recognised as applied later). Succeeds without doing
     /// anything if the same decisions were already recorded meanwhile; fails with
     /// [`ProposalError::Stale`] if the proposal changed otherwise since the plan (another
     /// decision was committed, or it was superseded).
@@ -592,11 +672,19 @@ impl Store {
         }
         let mut record = record.clone();
         record.revision = revision + 1;
+        let old_hash = self
+            .pending
+            .get(key)
+            .map(|r| r.proposal.base_hash.clone())
+            .unwrap_or_default();
         if record.proposal.state == ProposalState::Resolved {
             self.pending.remove(key);
-            self.retire(record.proposal)?;
+            self.retire(record.proposal, &old_hash);
         } else {
-            self.persist(*key, &record)?;
+            // New base first, so a base shared by both versions is never removed.
+            self.add_base_ref(&record);
+            self.drop_base_ref(&old_hash);
+            self.persist(*key, &record);
             self.pending.insert(*key, record);
         }
         Ok(())
@@ -615,59 +703,69 @@ impl Store {
             .ok_or_else(|| ProposalError::UnknownProposal { id: id.clone() })
     }
 
-    fn persist(&self, n: u64, rec: &Record) -> Result<()> {
-        let path = self.dir.join(format!("p-{n}.json"));
-        let body = serde_json::to_vec(&Persisted {
+    /// Queues the proposal file of a pending record (its base is queued by `add_base_ref`).
+    fn persist(&self, n: u64, rec: &Record) {
+        let body = Persisted {
             format: FORMAT,
             proposal: rec.proposal.clone(),
-            base_text: rec.base_text.clone(),
-        })
-        .map_err(|source| ProposalError::Encode {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic_with(&path, &body, self.durable)
+            base_text: None,
+        };
+        self.writer.write(
+            Class::Proposal,
+            self.dir.join(format!("p-{n}.json")),
+            Content::json(body),
+        );
     }
 
-    /// Moves a proposal out of the pending set on disk: remember the id high-water mark
-    /// first (so the id is never reused), log it, then delete its file.
-    fn retire(&mut self, proposal: Proposal) -> Result<()> {
-        let meta = serde_json::to_vec(&Meta {
-            format: FORMAT,
-            next_id: self.next_id,
-        })
-        .map_err(|source| ProposalError::Encode {
-            path: self.meta_path.clone(),
-            source,
-        })?;
-        write_atomic_with(&self.meta_path, &meta, self.durable)?;
-        if let Ok(mut line) = serde_json::to_vec(&proposal) {
-            line.push(b'\n');
-            // The log is history for humans; losing its tail in a crash is acceptable, and a
-            // torn last line is skipped by readers.
-            if std::fs::metadata(&self.log_path).is_ok_and(|m| m.len() > RESOLVED_LOG_MAX) {
-                let _ = std::fs::rename(&self.log_path, self.log_path.with_extension("jsonl.1"));
+    fn add_base_ref(&mut self, rec: &Record) {
+        let count = self
+            .base_refs
+            .entry(rec.proposal.base_hash.clone())
+            .or_default();
+        *count += 1;
+        if *count == 1 {
+            self.writer.write(
+                Class::Base,
+                self.bases_dir.join(&rec.proposal.base_hash),
+                Content::Text(rec.base_text.clone()),
+            );
+        }
+    }
+
+    fn drop_base_ref(&mut self, hash: &str) {
+        if let Some(count) = self.base_refs.get_mut(hash) {
+            *count -= 1;
+            if *count == 0 {
+                self.base_refs.remove(hash);
+                self.writer.remove(self.bases_dir.join(hash));
             }
-            let _ = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log_path)
-                .and_then(|mut f| f.write_all(&line));
+        }
+    }
+
+    /// Moves a proposal out of the pending set on disk: remember the id high-water mark (so
+    /// the id is never reused; the writer puts it on disk before any removal), log it, then
+    /// delete its file and, if no other proposal uses it, its base (`base_hash`: the base of
+    /// the record as it was pending).
+    fn retire(&mut self, proposal: Proposal, base_hash: &str) {
+        self.writer.write(
+            Class::Meta,
+            self.meta_path.clone(),
+            Content::json(Meta {
+                format: FORMAT,
+                next_id: self.next_id,
+            }),
+        );
+        if let Ok(line) = serde_json::to_vec(&proposal) {
+            self.writer.log(&line);
         }
         if let Some(n) = proposal.id.number() {
-            let file = self.dir.join(format!("p-{n}.json"));
-            match std::fs::remove_file(&file) {
-                Ok(()) if self.durable => sync_dir(&self.dir)?,
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ProposalError::io("remove", &file, e)),
-            }
+            self.writer.remove(self.dir.join(format!("p-{n}.json")));
         }
+        self.drop_base_ref(base_hash);
         if self.resolved.len() == RESOLVED_KEPT {
             self.resolved.pop_front();
         }
         self.resolved.push_back(proposal);
-        Ok(())
     }
 }
 

@@ -1,10 +1,14 @@
-//! Fault injection: a child process loops propose / plan / write_atomic / commit on a real
-//! state dir and workspace, and is SIGKILLed at random moments, many times. After every kill
-//! the state must load without warnings, every proposal the child reported as persisted (and
-//! not as being resolved) must still be pending, and no workspace file may be torn.
+//! Fault injection: a child process loops propose (often superseding the file's pending
+//! proposal) / plan / write_atomic / commit on a real state dir and workspace, and is SIGKILLed
+//! at random moments, many times. The store writes in the background, so the child reports a
+//! proposal as persisted only from `Store::on_persisted`, as the server acknowledges an agent's
+//! write. After every kill the state must load without warnings (every proposal finds its
+//! base text), no workspace file may be torn, and for every file the newest proposal reported
+//! persisted must still be pending — or a newer one — unless the child had started to resolve
+//! it or a newer one.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -45,8 +49,15 @@ fn check_whole(path: &Path, text: &str) {
     }
 }
 
-/// The child: runs until killed. Reports `PERSISTED id` after a proposal is stored, and
-/// `RESOLVING id` before it starts a resolution that may remove it.
+/// Prints one whole line (the writer thread and the main thread both report).
+fn report(line: String) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// The child: runs until killed. Reports `PERSISTED id file` once a proposal is on disk, and
+/// `RESOLVING id file` before it starts a resolution that may remove it.
 #[test]
 #[ignore = "helper process, started by kill_9_during_writes_loses_nothing"]
 fn fault_child_loop() {
@@ -62,7 +73,6 @@ fn fault_child_loop() {
         ..StoreOptions::default()
     };
     let mut store = Store::open_with(&dir.join("state"), &root, options).unwrap();
-    let mut out = std::io::stdout().lock();
     // Generations only need to differ from the previous content of a line; a clock start
     // keeps successive children apart (8 digits, to keep every line the same length).
     let mut generation: u64 = std::time::SystemTime::now()
@@ -72,11 +82,17 @@ fn fault_child_loop() {
         % 90_000_000;
     loop {
         generation += 1;
-        let file = root.join(format!("f{}.txt", generation as usize % FILES));
+        let name = format!("f{}.txt", generation as usize % FILES);
+        let file = root.join(&name);
         let current = std::fs::read_to_string(&file).unwrap();
-        if let Some(p) = store.pending_for(&file).cloned() {
-            writeln!(out, "RESOLVING {}", p.id).unwrap();
-            out.flush().unwrap();
+        // Every other visit resolves; the others supersede the pending proposal, so chains of
+        // supersedes pile up in the writer's queue between two batches.
+        if let Some(p) = store
+            .pending_for(&file)
+            .filter(|_| (generation / FILES as u64).is_multiple_of(2))
+            .cloned()
+        {
+            report(format!("RESOLVING {} {name}", p.id));
             // Alternate partial and full accepts, like a user would.
             let hunks = generation
                 .is_multiple_of(3)
@@ -123,8 +139,11 @@ fn fault_child_loop() {
         if p.hunks.is_empty() {
             continue; // Same text as before: nothing was stored.
         }
-        writeln!(out, "PERSISTED {}", p.id).unwrap();
-        out.flush().unwrap();
+        let id = p.id;
+        store.on_persisted(move |r| {
+            r.unwrap();
+            report(format!("PERSISTED {id} {name}"));
+        });
     }
 }
 
@@ -137,14 +156,17 @@ fn kill_9_during_writes_loses_nothing() {
         std::fs::write(root.join(format!("f{i}.txt")), file_text(|_| 0)).unwrap();
     }
     let exe = std::env::current_exe().unwrap();
-    let mut persisted = BTreeSet::new();
-    let mut resolving = BTreeSet::new();
+    let number = |id: &str| id.trim_start_matches("p-").parse::<u64>().unwrap();
+    // Per file: ids reported persisted, ids being resolved.
+    let mut persisted: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut resolving: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let count = |m: &BTreeMap<String, BTreeSet<u64>>| m.values().map(BTreeSet::len).sum::<usize>();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut total_lines = 0;
     // At least 40 kills, and more while the (possibly loaded) machine has done too little
     // work for the kills to have hit writes often.
     for round in 0..400 {
-        if round >= 40 && persisted.len() >= 40 && resolving.len() >= 20 {
+        if round >= 40 && count(&persisted) >= 40 && count(&resolving) >= 20 {
             break;
         }
         let mut child = Command::new(&exe)
@@ -188,13 +210,16 @@ fn kill_9_during_writes_loses_nothing() {
         }
         for line in lines {
             // libtest may print "test fault_child_loop ... " on the same line first.
-            if let Some((_, id)) = line.split_once("PERSISTED ") {
-                persisted.insert(id.to_owned());
-                total_lines += 1;
-            } else if let Some((_, id)) = line.split_once("RESOLVING ") {
-                resolving.insert(id.to_owned());
-                total_lines += 1;
-            }
+            let (map, rest) = if let Some((_, rest)) = line.split_once("PERSISTED ") {
+                (&mut persisted, rest)
+            } else if let Some((_, rest)) = line.split_once("RESOLVING ") {
+                (&mut resolving, rest)
+            } else {
+                continue;
+            };
+            let (id, file) = rest.split_once(' ').unwrap();
+            map.entry(file.to_owned()).or_default().insert(number(id));
+            total_lines += 1;
         }
 
         // Every state file that is not a temp file parses.
@@ -222,12 +247,38 @@ fn kill_9_during_writes_loses_nothing() {
             "round {round}: {:?}",
             store.load_warnings()
         );
-        for id in persisted.difference(&resolving) {
+        for (file, ids) in &persisted {
+            let newest = *ids.last().unwrap();
+            if resolving
+                .get(file)
+                .is_some_and(|r| r.range(newest..).next().is_some())
+            {
+                continue; // It, or a newer one that superseded it, was being resolved.
+            }
+            let pending = store
+                .pending_for(&root.join(file))
+                .map(|p| number(p.id.as_str()));
             assert!(
-                store.list().iter().any(|p| p.id.as_str() == id),
-                "round {round}: proposal {id} was reported persisted but is gone"
+                pending.is_some_and(|n| n >= newest),
+                "round {round}: {file}: proposal p-{newest} was reported persisted, but the \
+                 pending proposal after the kill is {pending:?}"
             );
         }
+        // No base text is left behind that no pending proposal uses (opening sweeps them, and
+        // finishing an interrupted supersede queues the old one's removal).
+        store.flush().unwrap();
+        let bases = state
+            .join(airlock_proposals::workspace_key(&root))
+            .join("bases");
+        let used: BTreeSet<String> = store.list().iter().map(|p| p.base_hash.clone()).collect();
+        let on_disk: BTreeSet<String> = std::fs::read_dir(&bases)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            used.is_subset(&on_disk) && on_disk.is_subset(&used),
+            "round {round}: bases on disk {on_disk:?}, used {used:?}"
+        );
         // Pending proposals still describe their files: planning them works.
         for p in store.list() {
             let current = std::fs::read_to_string(&p.path).unwrap();
@@ -247,9 +298,9 @@ fn kill_9_during_writes_loses_nothing() {
     }
     // Guard against a vacuous run (e.g. a child that never got going).
     assert!(
-        persisted.len() >= 40 && resolving.len() >= 20,
+        count(&persisted) >= 40 && count(&resolving) >= 20,
         "too little work: {} persisted, {} resolving ({total_lines} lines)",
-        persisted.len(),
-        resolving.len()
+        count(&persisted),
+        count(&resolving)
     );
 }

@@ -399,6 +399,110 @@ fn pending_state_survives_reopen_and_ids_are_not_reused() {
     assert_eq!(next.id.as_str(), "p-3", "p-1 and p-2 were used before");
 }
 
+/// Files in one subdirectory of the workspace's state dir.
+fn state_files(env: &Env, sub: &str) -> Vec<PathBuf> {
+    let dir = env
+        .state
+        .join(airlock_proposals::workspace_key(&env.root))
+        .join(sub);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn base_texts_are_stored_once_per_content_and_removed_when_unused() {
+    let env = env();
+    let file = env.root.join("src/lib.rs");
+    let big_base: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    // Three writes to one file from the same base: one base file, one (small) proposal file.
+    for n in 0..3 {
+        propose(
+            &mut store,
+            &file,
+            &big_base,
+            &big_base.replace("line 7\n", &format!("v{n}\n")),
+        );
+    }
+    let other = propose(&mut store, &env.root.join("src/b.rs"), "b\n", "c\n");
+    store.flush().unwrap();
+    assert_eq!(state_files(&env, "bases").len(), 2);
+    let proposals = state_files(&env, "proposals");
+    assert_eq!(proposals.len(), 2, "{proposals:?}");
+    for p in &proposals {
+        let len = std::fs::metadata(p).unwrap().len();
+        assert!(
+            len < 2000,
+            "{} holds {len} bytes: the base must not be inline",
+            p.display()
+        );
+    }
+    // Accepting b.rs leaves its base unused: it goes; the big one stays.
+    store
+        .resolve(resolve(&other.id, None, Decision::Accept, "b\n"))
+        .unwrap();
+    store.flush().unwrap();
+    let bases = state_files(&env, "bases");
+    assert_eq!(bases.len(), 1);
+    assert_eq!(std::fs::read_to_string(&bases[0]).unwrap(), big_base);
+    // After a reopen, rejecting the rest resolves it: its base goes too.
+    let p = store.pending_for(&file).unwrap().clone();
+    drop(store);
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    assert!(
+        store.load_warnings().is_empty(),
+        "{:?}",
+        store.load_warnings()
+    );
+    assert_eq!(store.list().len(), 1);
+    let r = store
+        .resolve(resolve(&p.id, None, Decision::Reject, &big_base))
+        .unwrap();
+    assert_eq!(r.proposal.state, ProposalState::Resolved);
+    store.flush().unwrap();
+    assert!(state_files(&env, "bases").is_empty());
+    assert!(state_files(&env, "proposals").is_empty());
+}
+
+#[test]
+fn format_1_files_with_inline_base_text_still_load() {
+    let env = env();
+    let file = env.root.join("src/lib.rs");
+    let id = {
+        let mut store = Store::open(&env.state, &env.root).unwrap();
+        propose(&mut store, &file, BASE, AGENT).id
+    };
+    // Rewrite the file as format 1 wrote it: the base inline, no base file.
+    let path = state_files(&env, "proposals").pop().unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["format"] = 1.into();
+    v["baseText"] = BASE.into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    for b in state_files(&env, "bases") {
+        std::fs::remove_file(b).unwrap();
+    }
+    let mut store = Store::open(&env.state, &env.root).unwrap();
+    assert!(
+        store.load_warnings().is_empty(),
+        "{:?}",
+        store.load_warnings()
+    );
+    store.flush().unwrap();
+    assert_eq!(
+        state_files(&env, "bases").len(),
+        1,
+        "the base is written out"
+    );
+    let r = store
+        .resolve(resolve(&id, None, Decision::Accept, BASE))
+        .unwrap();
+    assert_eq!(r.new_text.as_deref(), Some(AGENT));
+}
+
 #[test]
 fn new_files_are_proposals_too() {
     let env = env();

@@ -7,7 +7,7 @@
 //! is reported and the next prompt starts a new one; pending proposals survive it.
 //!
 //! How the agent learns what happened to its edits: `fs/write_text_file` returns as soon as the
-//! proposal is recorded (so a turn never waits on the user), and the outcomes decided since are
+//! proposal is recorded on disk (so a turn never waits on the user), and the outcomes decided since are
 //! sent at the start of the agent's next prompt (see `docs/lsp-extensions.md`).
 
 use std::path::Path;
@@ -769,14 +769,24 @@ fn on_request(state: &mut State, request: AgentRequest) {
                 tool_call: None,
             };
             let started = Instant::now();
-            let result = proposals::propose(state, &path, content, origin)
-                .map(|_| ())
-                .map_err(AgentError::denied);
+            match proposals::propose(state, &path, content, origin) {
+                Err(e) => {
+                    let _ = respond.send(Err(AgentError::denied(e)));
+                }
+                // The editor already sees the proposal; the agent is told it is recorded only
+                // once it is on disk, so an acknowledged write survives `kill -9`.
+                Ok(_) => proposals::when_persisted(state, move |result| {
+                    tracing::debug!(
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "fs/write_text_file persisted"
+                    );
+                    let _ = respond.send(result.map_err(AgentError::denied));
+                }),
+            }
             tracing::debug!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 "fs/write_text_file handled"
             );
-            let _ = respond.send(result);
         }
         AgentRequest::RequestPermission {
             tool_call,

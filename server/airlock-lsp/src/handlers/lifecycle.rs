@@ -106,4 +106,8 @@ pub fn shutdown(state: &mut State) {
 pub fn on_exit(state: &mut State) {
     crate::handlers::agent::stop(state);
     crate::handlers::terminals::kill_all(state);
+    // Proposals shown but still queued for disk: write them before the process goes.
+    if let Some(Err(err)) = state.proposals.as_ref().map(|s| s.flush()) {
+        tracing::error!("proposals not saved on exit: {err}");
+    }
 }

@@ -96,7 +96,13 @@ pub fn current_text(
     }
 }
 
-/// Turns an agent's whole-file write into a proposal. Errors are written for the agent.
+/// Turns an agent's whole-file write into a proposal and shows it. Errors are written for the
+/// agent. The proposal is on its way to disk when this returns: acknowledge it to the agent
+/// only from [`when_persisted`].
+///
+/// Order, for the agent-write → editor latency (docs/benchmarks.md): the `airlock/proposal`
+/// notification goes out first, then diagnostics and status; the text read here is reused for
+/// all of them, and the store persists on its own thread.
 pub fn propose(
     state: &mut State,
     path: &Path,
@@ -124,11 +130,16 @@ pub fn propose(
         }
     }
     let t0 = std::time::Instant::now();
+    let cpu0 = thread_cpu();
     let (base, version) = current_text(state, &path).map_err(|e| e.to_string())?;
     let t_read = t0.elapsed();
+    let cpu_read = thread_cpu();
+    let is_new_file = base.is_none();
+    let base = base.unwrap_or_default();
     let input = ap::ProposeInput {
-        is_new_file: base.is_none(),
-        base_text: base.unwrap_or_default(),
+        is_new_file,
+        // The store keeps its own copy; ours is the text diagnostics are placed on below.
+        base_text: base.clone(),
         base_version: version,
         path: path.clone(),
         new_text,
@@ -137,6 +148,12 @@ pub fn propose(
     let store = state.proposals.as_mut().ok_or("proposal store closed")?;
     let proposal = store.propose(input).map_err(|e| e.to_string())?;
     let t_store = t0.elapsed();
+    let cpu_store = thread_cpu();
+    // Also without hunks: a write back to the current text withdraws the pending proposal,
+    // which the client learns from `supersedes`.
+    notify_proposal_on(state, &proposal, ext::ProposalEvent::Created, &base);
+    let t_notify = t0.elapsed();
+    let cpu_notify = thread_cpu();
     state.emit(
         Event::new(EventKind::ProposalCreated, relative(state, &path))
             .field("proposal", proposal.id.as_str())
@@ -144,20 +161,69 @@ pub fn propose(
             .field("newFile", proposal.is_new_file),
     );
     let t_emit = t0.elapsed();
-    notify_proposal(state, &proposal, ext::ProposalEvent::Created);
-    let t_notify = t0.elapsed();
-    publish_path(state, &path);
+    let cpu_emit = thread_cpu();
+    publish_path_on(state, &path, base);
     let t_publish = t0.elapsed();
+    let cpu_publish = thread_cpu();
     crate::handlers::agent::send_status(state);
+    // Wall times are cumulative from the start; CPU times (this thread's) are per stage, for
+    // comparisons on a loaded machine (benches/proposal_latency.py --stages).
+    let us =
+        |a: std::time::Duration, b: std::time::Duration| b.saturating_sub(a).as_micros() as u64;
     tracing::debug!(
         ?t_read,
         ?t_store,
-        ?t_emit,
         ?t_notify,
+        ?t_emit,
         ?t_publish,
+        cpu_read_us = us(cpu0, cpu_read),
+        cpu_store_us = us(cpu_read, cpu_store),
+        cpu_notify_us = us(cpu_store, cpu_notify),
+        cpu_emit_us = us(cpu_notify, cpu_emit),
+        cpu_publish_us = us(cpu_emit, cpu_publish),
         "propose timings"
     );
     Ok(proposal)
+}
+
+/// Runs `done` once every proposal change made so far is on disk (at once without a store).
+/// `done` runs on the store's writer thread and must not block. A failure is also shown to
+/// the user: the proposal is visible but would not survive a restart.
+pub fn when_persisted(state: &State, done: impl FnOnce(Result<(), String>) + Send + 'static) {
+    let Some(store) = state.proposals.as_ref() else {
+        done(Ok(()));
+        return;
+    };
+    let handle = state.handle.clone();
+    store.on_persisted(move |result| {
+        if let Err(err) = &result {
+            let message = format!("airlock: {err}");
+            handle.notify(move |state| {
+                tracing::error!("{message}");
+                if let Some(out) = state.out() {
+                    out.show(MessageType::ERROR, message);
+                }
+            });
+        }
+        done(result.map_err(|e| e.to_string()));
+    });
+}
+
+/// CPU time this thread has used (for the timings log).
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 pub fn relative(state: &State, path: &Path) -> String {
@@ -170,20 +236,56 @@ pub fn relative(state: &State, path: &Path) -> String {
         .to_string()
 }
 
-fn notify_proposal(state: &State, proposal: &ap::Proposal, event: ext::ProposalEvent) {
+fn notify_proposal(state: &mut State, proposal: &ap::Proposal, event: ext::ProposalEvent) {
     if !(state.opt_in.enabled && state.opt_in.proposals) {
         return;
     }
+    match current_text(state, &proposal.path) {
+        Ok((Some(text), _)) => notify_proposal_on(state, proposal, event, &text),
+        _ => send_proposal(state, proposal, event, None),
+    }
+}
+
+/// [`notify_proposal`] with the file's current text already at hand. Records the hunk
+/// positions it announces, so `publish_path` only announces them again when they move.
+fn notify_proposal_on(
+    state: &mut State,
+    proposal: &ap::Proposal,
+    event: ext::ProposalEvent,
+    text: &str,
+) {
+    if !(state.opt_in.enabled && state.opt_in.proposals) {
+        return;
+    }
+    // Where each open hunk is in the buffer *now* (the user may have edited since).
+    let views = state
+        .proposals
+        .as_ref()
+        .and_then(|store| store.view(&proposal.id, text).ok());
+    if let Some(views) = &views
+        && proposal.state == ap::ProposalState::Pending
+    {
+        let shown: Vec<ap::HunkView> = views
+            .iter()
+            .filter(|v| v.status != HunkStatus::Accepted)
+            .cloned()
+            .collect();
+        state.announced_views.insert(proposal.id.clone(), shown);
+    }
+    send_proposal(state, proposal, event, views);
+}
+
+fn send_proposal(
+    state: &State,
+    proposal: &ap::Proposal,
+    event: ext::ProposalEvent,
+    views: Option<Vec<ap::HunkView>>,
+) {
     let (Some(out), Some(uri)) = (state.out(), Uri::from_file_path(&proposal.path)) else {
         return;
     };
     let mut value = serde_json::to_value(proposal).unwrap_or(Value::Null);
-    // Where each open hunk is in the buffer *now* (the user may have edited since).
-    if let (Some(store), Ok((Some(text), _))) = (
-        state.proposals.as_ref(),
-        current_text(state, &proposal.path),
-    ) && let Ok(views) = store.view(&proposal.id, &text)
-    {
+    if let Some(views) = views {
         value["view"] = serde_json::to_value(&views).unwrap_or(Value::Null);
     }
     out.notify::<ext::ProposalNotification>(ext::ProposalParams {
@@ -222,9 +324,19 @@ struct Placed {
 
 fn placed_hunks(state: &State, path: &Path) -> Option<(ProposalId, String, Vec<Placed>)> {
     let store = state.proposals.as_ref()?;
-    let proposal = store.pending_for(path)?;
+    store.pending_for(path)?;
     let (text, _) = current_text(state, path).ok()?;
-    let text = text.unwrap_or_default();
+    placed_hunks_on(state, path, text.unwrap_or_default())
+}
+
+/// [`placed_hunks`] on a text already read.
+fn placed_hunks_on(
+    state: &State,
+    path: &Path,
+    text: String,
+) -> Option<(ProposalId, String, Vec<Placed>)> {
+    let store = state.proposals.as_ref()?;
+    let proposal = store.pending_for(path)?;
     let views = store.view(&proposal.id, &text).ok()?;
     let total = proposal.hunks.len();
     let placed = views
@@ -240,11 +352,26 @@ fn placed_hunks(state: &State, path: &Path) -> Option<(ProposalId, String, Vec<P
 /// Re-publishes diagnostics for `path`, and records hunks the user applied by hand (e.g. through
 /// the "Preview proposal" edit) as accepted.
 pub fn publish_path(state: &mut State, path: &Path) {
+    let placed = placed_hunks(state, path);
+    publish_placed(state, path, placed);
+}
+
+/// [`publish_path`] when the file's current text is at hand (the open buffer, else the disk).
+fn publish_path_on(state: &mut State, path: &Path, text: String) {
+    let placed = placed_hunks_on(state, path, text);
+    publish_placed(state, path, placed);
+}
+
+fn publish_placed(
+    state: &mut State,
+    path: &Path,
+    placed: Option<(ProposalId, String, Vec<Placed>)>,
+) {
     let Some(uri) = Uri::from_file_path(path) else {
         return;
     };
     let version = state.docs.find_by_path(path).map(|(_, d)| d.version);
-    let Some((id, text, placed)) = placed_hunks(state, path) else {
+    let Some((id, text, placed)) = placed else {
         state.set_diagnostics(uri, DiagnosticSource::Proposals, Vec::new(), version);
         return;
     };
@@ -269,14 +396,14 @@ pub fn publish_path(state: &mut State, path: &Path) {
     if state.announced_views.get(&id) != Some(&views) {
         state.announced_views.insert(id.clone(), views);
         if let Some(proposal) = state.proposals.as_ref().and_then(|s| s.get(&id)).cloned() {
-            notify_proposal(state, &proposal, ext::ProposalEvent::Updated);
+            notify_proposal_on(state, &proposal, ext::ProposalEvent::Updated, &text);
         }
     }
-    let enc = state.encoding;
+    let lines = LineStarts::new(&text, state.encoding);
     let diagnostics = placed
         .iter()
         .map(|p| Diagnostic {
-            range: line_range(&text, p.view.start_line, p.view.end_line, enc),
+            range: lines.range(p.view.start_line, p.view.end_line),
             severity: Some(if p.view.status == HunkStatus::Conflicted {
                 DiagnosticSeverity::WARNING
             } else {
@@ -358,30 +485,54 @@ fn hunk_message(id: &ProposalId, p: &Placed) -> String {
     message
 }
 
-/// Range covering lines `start..end` (end exclusive) of `text`, valid even at EOF.
-fn line_range(text: &str, start: u32, end: u32, enc: crate::documents::Encoding) -> Range {
-    Range {
-        start: line_start(text, start, enc),
-        end: line_start(text, end, enc),
+/// Positions of line starts in one text, computed in one pass (a file's hunks are placed
+/// with one scan rather than one per hunk).
+struct LineStarts {
+    /// Number of `\n` in the text: lines `0..=newlines` start at character 0.
+    newlines: u32,
+    /// The end of the text, where any line beyond it is clamped.
+    end: Position,
+}
+
+impl LineStarts {
+    fn new(text: &str, enc: crate::documents::Encoding) -> LineStarts {
+        let newlines =
+            u32::try_from(text.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX);
+        LineStarts {
+            newlines,
+            end: position_of(text, text.len(), enc),
+        }
+    }
+
+    fn start(&self, line: u32) -> Position {
+        if line <= self.newlines {
+            Position { line, character: 0 }
+        } else {
+            self.end
+        }
+    }
+
+    /// Range covering lines `start..end` (end exclusive), valid even at EOF.
+    fn range(&self, start: u32, end: u32) -> Range {
+        Range {
+            start: self.start(start),
+            end: self.start(end),
+        }
     }
 }
 
-fn line_start(text: &str, line: u32, enc: crate::documents::Encoding) -> Position {
-    let offset = text
-        .split_inclusive('\n')
-        .take(line as usize)
-        .map(str::len)
-        .sum::<usize>();
-    position_of(text, offset, enc)
+/// Range covering lines `start..end` (end exclusive) of `text`, valid even at EOF.
+fn line_range(text: &str, start: u32, end: u32, enc: crate::documents::Encoding) -> Range {
+    LineStarts::new(text, enc).range(start, end)
 }
 
 pub fn code_lens(state: &mut State, params: CodeLensParams) -> Option<Vec<CodeLens>> {
     let path = params.text_document.uri.to_file_path()?.into_owned();
     let (id, text, placed) = placed_hunks(state, &path)?;
-    let enc = state.encoding;
+    let lines = LineStarts::new(&text, state.encoding);
     let mut lenses = Vec::new();
     for (i, p) in placed.iter().enumerate() {
-        let range = line_range(&text, p.view.start_line, p.view.start_line, enc);
+        let range = lines.range(p.view.start_line, p.view.start_line);
         let args = json!([id.as_str(), [p.hunk.id]]);
         let conflict = if p.view.status == HunkStatus::Conflicted {
             " (conflict)"
