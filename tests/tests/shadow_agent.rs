@@ -251,3 +251,40 @@ fn copy_shadow_bind_mounted_when_overlay_is_unavailable() -> anyhow::Result<()> 
 fn copy_shadow_at_its_own_path_without_user_namespaces() -> anyhow::Result<()> {
     run(&[("AIRLOCK_TEST_NO_USERNS", "1")], "copy")
 }
+
+/// A deletion still pending when the server stops is a deletion after the restart: accepting
+/// it removes the file (the flag is persisted with the proposal), not leaves it empty.
+#[test]
+fn deletion_pending_across_a_restart_removes_the_file_on_accept() -> anyhow::Result<()> {
+    let env = Env::new();
+    env.write("old.txt", "bye\n");
+    let mut lsp = start(&env, &[])?;
+    prompt(&mut lsp, json!([{"delete": "old.txt"}]))?;
+    let created = lsp.wait_for("airlock/proposal", |p| {
+        p["event"] == "created" && p["uri"] == env.uri("old.txt")
+    })?;
+    let id = created["proposal"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        env.read("old.txt"),
+        "bye\n",
+        "nothing may reach disk before accept"
+    );
+    assert_eq!(lsp.shutdown()?, 0);
+
+    // A new server (a fresh shadow, no agent started yet) restores the pending deletion.
+    let mut lsp = start(&env, &[])?;
+    lsp.wait_for("airlock/proposal", |p| p["proposal"]["id"] == id.as_str())?;
+    lsp.request(
+        "airlock/resolve",
+        json!({"proposal": id, "decision": "accept"}),
+    )?;
+    assert!(
+        !env.workspace.join("old.txt").exists(),
+        "an accepted deletion removes the file, also after a restart"
+    );
+    assert_eq!(lsp.shutdown()?, 0);
+    Ok(())
+}

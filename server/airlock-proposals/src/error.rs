@@ -49,6 +49,8 @@ pub enum ProposalError {
     NewFileWithBase { path: PathBuf, len: usize },
     #[error("no pending proposal with id {id} (it may have been resolved or superseded already)")]
     UnknownProposal { id: ProposalId },
+    #[error("proposal {id} adds text, so it cannot stand for deleting its file")]
+    NotADeletion { id: ProposalId },
     #[error("proposal {id} has no hunk {hunk}")]
     UnknownHunk { id: ProposalId, hunk: u32 },
     #[error("hunk {hunk} of proposal {id} is already {status}; it cannot be decided again")]

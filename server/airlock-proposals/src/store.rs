@@ -448,6 +448,7 @@ impl Store {
             supersedes: previous
                 .and_then(|p| self.pending.get(&p))
                 .map(|r| r.proposal.id.clone()),
+            deletes_file: false,
         };
         if proposal.hunks.is_empty() {
             proposal.state = ProposalState::Resolved;
@@ -467,6 +468,25 @@ impl Store {
             old.state = ProposalState::Superseded;
             let hash = old.base_hash.clone();
             self.retire(old, &hash);
+        }
+        Ok(proposal)
+    }
+
+    /// Marks a pending proposal as the deletion of its file ([`Proposal::deletes_file`]);
+    /// refused unless every hunk removes lines and adds none.
+    pub fn mark_deletion(&mut self, id: &ProposalId) -> Result<Proposal> {
+        let key = self.key(id)?;
+        let record = self
+            .pending
+            .get_mut(&key)
+            .ok_or_else(|| ProposalError::UnknownProposal { id: id.clone() })?;
+        if record.proposal.hunks.iter().any(|h| !h.new_text.is_empty()) {
+            return Err(ProposalError::NotADeletion { id: id.clone() });
+        }
+        record.proposal.deletes_file = true;
+        let proposal = record.proposal.clone();
+        if let Some(record) = self.pending.get(&key) {
+            self.persist(key, record);
         }
         Ok(proposal)
     }

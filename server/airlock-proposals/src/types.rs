@@ -81,6 +81,11 @@ pub struct Proposal {
     pub state: ProposalState,
     /// The pending proposal for the same file that this one replaced.
     pub supersedes: Option<ProposalId>,
+    /// The agent deleted the file (shadow workspace): the hunks remove every line, and
+    /// accepting all of them removes the file instead of leaving it empty. Persisted with the
+    /// proposal, so a deletion resolved after a restart still removes the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_file: bool,
 }
 
 impl Proposal {

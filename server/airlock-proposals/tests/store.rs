@@ -776,3 +776,27 @@ fn commit_is_idempotent_when_the_applied_edit_was_recorded_first() {
         ProposalError::Stale { .. }
     ));
 }
+
+#[test]
+fn a_deletion_mark_is_persisted_and_refused_for_proposals_that_add_text() {
+    let env = env();
+    let path = env.root.join("src/gone.rs");
+    std::fs::write(&path, BASE).unwrap();
+    let id = {
+        let mut store = Store::open(&env.state, &env.root).unwrap();
+        let edit = propose(&mut store, &path, BASE, AGENT);
+        assert!(matches!(
+            store.mark_deletion(&edit.id),
+            Err(ProposalError::NotADeletion { .. })
+        ));
+        let deletion = propose(&mut store, &path, BASE, "");
+        assert!(store.mark_deletion(&deletion.id).unwrap().deletes_file);
+        store.flush().unwrap();
+        deletion.id
+    };
+    let store = Store::open(&env.state, &env.root).unwrap();
+    assert!(
+        store.get(&id).unwrap().deletes_file,
+        "the mark survives a reopen"
+    );
+}

@@ -769,7 +769,7 @@ fn on_request(state: &mut State, request: AgentRequest) {
                 tool_call: None,
             };
             let started = Instant::now();
-            match proposals::propose(state, &path, content, origin) {
+            match proposals::propose(state, &path, content, origin, false) {
                 Err(e) => {
                     let _ = respond.send(Err(AgentError::denied(e)));
                 }

@@ -103,11 +103,15 @@ pub fn current_text(
 /// Order, for the agent-write → editor latency (docs/benchmarks.md): the `airlock/proposal`
 /// notification goes out first, then diagnostics and status; the text read here is reused for
 /// all of them, and the store persists on its own thread.
+///
+/// `deletes_file`: the change stands for deleting the file (the shadow saw it removed);
+/// `new_text` is then empty and accepting every hunk removes the file.
 pub fn propose(
     state: &mut State,
     path: &Path,
     new_text: String,
     origin: ap::Origin,
+    deletes_file: bool,
 ) -> Result<ap::Proposal, String> {
     let store = state
         .proposals
@@ -146,7 +150,12 @@ pub fn propose(
         origin,
     };
     let store = state.proposals.as_mut().ok_or("proposal store closed")?;
-    let proposal = store.propose(input).map_err(|e| e.to_string())?;
+    let mut proposal = store.propose(input).map_err(|e| e.to_string())?;
+    if deletes_file && !proposal.hunks.is_empty() {
+        proposal = store
+            .mark_deletion(&proposal.id)
+            .map_err(|e| e.to_string())?;
+    }
     let t_store = t0.elapsed();
     let cpu_store = thread_cpu();
     // Also without hunks: a write back to the current text withdraws the pending proposal,

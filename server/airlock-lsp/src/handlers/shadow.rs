@@ -77,9 +77,6 @@ struct Active {
     proposed: HashMap<PathBuf, u64>,
     /// Real path → the tool call whose update carried a diff for it.
     tool_calls: HashMap<PathBuf, String>,
-    /// Pending proposals that stand for a deletion in the shadow (all lines removed): on
-    /// accept of every hunk the emptied real file is removed.
-    deletions: HashMap<airlock_proposals::ProposalId, PathBuf>,
     watcher_stop: Option<Arc<AtomicBool>>,
     sweep_scheduled: Arc<AtomicBool>,
     /// What the watcher saw change since the last sweep.
@@ -202,7 +199,6 @@ fn build(root: &Path, dir: &Path) -> Result<Active, String> {
         seen: HashMap::new(),
         proposed: HashMap::new(),
         tool_calls: HashMap::new(),
-        deletions: HashMap::new(),
         watcher_stop: None,
         sweep_scheduled: Arc::new(AtomicBool::new(false)),
         dirty: Default::default(),
@@ -371,7 +367,7 @@ fn attribute_late(state: &mut State, real: &Path, tool_call: &str) {
         session: Some(state.session.clone()),
         tool_call: Some(tool_call.to_owned()),
     };
-    if let Err(e) = proposals::propose(state, real, text, origin) {
+    if let Err(e) = proposals::propose(state, real, text, origin, false) {
         tracing::debug!("late attribution of {}: {e}", real.display());
     }
 }
@@ -535,11 +531,10 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
                 session: Some(state.session.clone()),
                 tool_call,
             };
-            match proposals::propose(state, &real, String::new(), origin) {
-                Ok(p) => {
+            match proposals::propose(state, &real, String::new(), origin, true) {
+                Ok(_) => {
                     if let Some(active) = state.shadow.active.as_mut() {
                         active.proposed.insert(rel.to_path_buf(), h);
-                        active.deletions.insert(p.id, real);
                     }
                 }
                 Err(e) => note(
@@ -561,7 +556,7 @@ fn propose_change(state: &mut State, rel: &Path, entry: Entry, h: u64) {
         session: Some(state.session.clone()),
         tool_call,
     };
-    match proposals::propose(state, &real, text, origin) {
+    match proposals::propose(state, &real, text, origin, false) {
         Ok(_) => {
             if let Some(active) = state.shadow.active.as_mut() {
                 active.proposed.insert(rel.to_path_buf(), h);
@@ -619,6 +614,11 @@ pub fn on_resolved(state: &mut State, proposal: &airlock_proposals::Proposal) {
     if proposal.state != airlock_proposals::ProposalState::Resolved {
         return;
     }
+    // Before the shadow checks: a deletion resolved after a restart (no shadow yet) still
+    // removes the file.
+    if proposal.deletes_file {
+        finish_deletion(state, proposal, &proposal.path);
+    }
     let Some(active) = state.shadow.active.as_ref() else {
         return;
     };
@@ -632,14 +632,6 @@ pub fn on_resolved(state: &mut State, proposal: &airlock_proposals::Proposal) {
     let Some(&proposed) = active.proposed.get(&rel) else {
         return;
     };
-    if let Some(real) = state
-        .shadow
-        .active
-        .as_mut()
-        .and_then(|a| a.deletions.remove(&proposal.id))
-    {
-        finish_deletion(state, proposal, &real);
-    }
     let Some(active) = state.shadow.active.as_ref() else {
         return;
     };
