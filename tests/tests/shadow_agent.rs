@@ -267,6 +267,7 @@ fn deletion_pending_across_a_restart_removes_the_file_on_accept() -> anyhow::Res
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    assert_eq!(created["proposal"]["deletesFile"], true, "{created}");
     assert_eq!(
         env.read("old.txt"),
         "bye\n",
