@@ -2,16 +2,20 @@
 //! of it is built into `Sandbox`: the floor the design can reach.
 //!
 //! `zygote_probe baseline N` — `std::process::Command::new("/bin/true").status()` N times.
-//! `zygote_probe zygote N [AIRLOCK] [--layer2]` — starts a helper (this binary, `helper`
-//! mode; under `AIRLOCK exec --new-session --` when given, i.e. already in the namespaces
-//! with Landlock and seccomp installed once) with a unix socket as its stdin, then N times:
-//! opens /dev/null three times, sends the fds with SCM_RIGHTS, and waits for the status. The
-//! helper forks a per-command subreaper, which forks the command (dup2 of the three fds,
-//! `execve /bin/true`), reaps every descendant and exits with the command's status. With
-//! `--layer2` the subreaper first stacks a per-command Landlock layer of ~25 rules (what
-//! TMPDIR isolation between commands sharing one helper would need: the helper's domain
-//! grants the whole shared tmp, the layer grants every top-level entry but that one plus the
-//! command's own dir).
+//! `zygote_probe zygote N [AIRLOCK] [--layer2|--isolate]` — starts a helper (this binary,
+//! `helper` mode; under `AIRLOCK exec --new-session --` when given, i.e. already in the
+//! namespaces with Landlock and seccomp installed once) with a unix socket as its stdin, then
+//! N times: opens /dev/null three times, sends the fds with SCM_RIGHTS, and waits for the
+//! status. The helper `clone(CLONE_VM)`s a per-command subreaper, which
+//! `clone(CLONE_VM|CLONE_VFORK)`s the command (dup2 of the three fds, `execve /bin/true`),
+//! reaps every descendant and exits with the command's status. With `--layer2` the subreaper
+//! first builds and stacks a Landlock layer granting every entry of `/` but `/tmp` (the cost
+//! of adding rules per command); with `--isolate` it stacks a layer from a template the helper
+//! built once: everything but `./shared/` plus the command's own `./shared/<slot>` (TMPDIR
+//! isolation between commands that share one helper).
+//! `zygote_probe isolation AIRLOCK [--no-layer]` — runs two commands through a sandboxed
+//! helper, each with its own slot, each trying to read, list and write the other's, and
+//! prints what happened, checked from outside (`--no-layer`: the control, without the layer).
 //!
 //! Run it from a copy inside the workspace (the current directory, `airlock exec`'s default
 //! workspace), so that the sandboxed helper can execute it:
@@ -29,7 +33,11 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("helper") => helper(args.iter().any(|a| a == "--layer2")),
+        Some("helper") => helper(
+            args.iter().any(|a| a == "--layer2"),
+            args.iter().any(|a| a == "--isolate"),
+            args.iter().any(|a| a == "--script"),
+        ),
         Some("baseline") => {
             let n = count(&args);
             let (c0, t0) = (cpu(), Instant::now());
@@ -39,7 +47,10 @@ fn main() {
             report("baseline", n, t0.elapsed(), cpu() - c0);
         }
         Some("zygote") => zygote(&args),
-        _ => eprintln!("usage: zygote_probe baseline|zygote N [AIRLOCK] [--layer2]"),
+        Some("isolation") => isolation(&args),
+        _ => eprintln!(
+            "usage: zygote_probe baseline N | zygote N [AIRLOCK] [--layer2|--isolate] | isolation AIRLOCK [--no-layer]"
+        ),
     }
 }
 
@@ -73,6 +84,17 @@ fn zygote(args: &[String]) {
     if layer2 {
         cmd.arg("--layer2");
     }
+    let isolate = args.iter().any(|a| a == "--isolate");
+    if isolate {
+        std::fs::create_dir_all("shared/1").expect("mkdir");
+        cmd.arg("--isolate");
+        let shared = std::env::current_dir().expect("cwd").join("shared");
+        let grants = complement_paths(&shared);
+        eprintln!("per-command layer: {} rules", grants.len() + 1);
+        for p in grants {
+            cmd.arg("--grant").arg(p);
+        }
+    }
     let mut child = cmd
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
@@ -102,16 +124,21 @@ fn zygote(args: &[String]) {
     ours.read_exact(&mut tail).expect("helper cpu");
     child.wait().expect("wait helper");
     let helper_cpu = Duration::from_micros(u64::from_ne_bytes(tail));
-    let what = match (airlock.is_some(), layer2) {
-        (false, _) => "zygote, unsandboxed helper",
-        (true, false) => "zygote, sandboxed helper",
-        (true, true) => "zygote, sandboxed helper + per-command Landlock layer",
+    let what = match (airlock.is_some(), layer2, isolate) {
+        (false, _, _) => "zygote, unsandboxed helper",
+        (true, _, true) => "zygote, sandboxed helper + per-command TMPDIR-isolating layer",
+        (true, false, _) => "zygote, sandboxed helper",
+        (true, true, _) => "zygote, sandboxed helper + per-command Landlock layer",
     };
     report(what, n, wall, ours_cpu + helper_cpu);
 }
 
 fn send_fds(sock: RawFd, fds: &[RawFd]) {
-    let byte = [1u8];
+    send_job(sock, fds, 1);
+}
+
+fn send_job(sock: RawFd, fds: &[RawFd], index: u8) {
+    let byte = [index];
     let mut iov = libc::iovec {
         iov_base: byte.as_ptr() as *mut _,
         iov_len: 1,
@@ -133,7 +160,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd]) {
     }
 }
 
-fn recv_fds(sock: RawFd) -> Option<[RawFd; 3]> {
+fn recv_fds(sock: RawFd) -> Option<([RawFd; 3], u8)> {
     let mut byte = [0u8];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -153,8 +180,101 @@ fn recv_fds(sock: RawFd) -> Option<[RawFd; 3]> {
         let c = libc::CMSG_FIRSTHDR(&msg);
         let mut out = [0 as RawFd; 3];
         std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c).cast(), out.as_mut_ptr(), 3);
-        Some(out)
+        Some((out, byte[0]))
     }
+}
+
+/// O_PATH fds (close-on-exec) of `paths`, skipping missing ones.
+fn open_paths(paths: &[std::path::PathBuf]) -> Vec<RawFd> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let c = std::ffi::CString::new(p.clone().into_os_string().into_encoded_bytes()).ok()?;
+            // SAFETY: plain open of a NUL-terminated path.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            (fd >= 0).then_some(fd)
+        })
+        .collect()
+}
+
+/// Everything but `dir`, as Landlock rules must say it (there are no deny rules): at each
+/// level from `/` down to `dir`'s parent, every entry except the next component of `dir`.
+/// Computed by the caller: the restricted helper may not list `/` (an `O_PATH` open of a
+/// listed entry is not checked by Landlock, so the helper can still open them).
+fn complement_paths(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut paths = Vec::new();
+    let mut level = std::path::PathBuf::from("/");
+    for comp in dir.components().skip(1) {
+        if let Ok(d) = std::fs::read_dir(&level) {
+            paths.extend(
+                d.flatten()
+                    .filter(|e| e.file_name() != comp.as_os_str())
+                    .map(|e| e.path()),
+            );
+        }
+        level.push(comp);
+    }
+    paths
+}
+
+/// Runs two commands through a helper under `AIRLOCK exec`, each with a per-command layer
+/// granting its own `shared/<i>` only, each trying to read, list and write the other's dir;
+/// checks the result from outside. `--no-layer` shows what happens without the layer.
+fn isolation(args: &[String]) {
+    let airlock = args
+        .get(1)
+        .expect("usage: zygote_probe isolation AIRLOCK [--no-layer]");
+    let no_layer = args.iter().any(|a| a == "--no-layer");
+    let _ = std::fs::remove_dir_all("shared");
+    for i in 0..2 {
+        std::fs::create_dir_all(format!("shared/{i}")).expect("mkdir");
+    }
+    let me = std::env::current_exe().expect("exe");
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let mut cmd = Command::new(airlock);
+    cmd.args(["exec", "--new-session", "--"])
+        .arg(&me)
+        .args(["helper", "--script"]);
+    if !no_layer {
+        cmd.arg("--isolate");
+        let shared = std::env::current_dir().expect("cwd").join("shared");
+        for p in complement_paths(&shared) {
+            cmd.arg("--grant").arg(p);
+        }
+    }
+    let mut child = cmd
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .expect("helper");
+    let mut ours = ours;
+    for i in 0..2u8 {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .expect("null");
+        let fd = null.as_raw_fd();
+        send_job(ours.as_raw_fd(), &[fd, fd, fd], i);
+        let mut st = [0u8; 4];
+        ours.read_exact(&mut st).expect("status");
+    }
+    ours.shutdown(std::net::Shutdown::Write).ok();
+    let mut tail = [0u8; 8];
+    ours.read_exact(&mut tail).ok();
+    child.wait().expect("wait helper");
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    println!(
+        "own secrets written: {}, {}",
+        read("shared/0/secret").trim(),
+        read("shared/1/secret").trim()
+    );
+    println!("1 read 0's secret: {:?}", read("shared/1/stolen").trim());
+    println!("1 listed 0's dir: {:?}", read("shared/1/listing").trim());
+    println!(
+        "planted into the other's dir: 0->1 {}, 1->0 {}",
+        std::path::Path::new("shared/1/planted").exists(),
+        std::path::Path::new("shared/0/planted").exists()
+    );
 }
 
 /// O_PATH fds of every entry of `/` but `/tmp`, opened once (close-on-exec).
@@ -185,8 +305,9 @@ struct PathBeneath {
     parent_fd: i32,
 }
 
-/// Stacks a Landlock layer granting everything below each of `fds` (ABI 1 rights).
-unsafe fn stack_layer(fds: &[RawFd]) {
+/// Builds a Landlock ruleset (ABI 1 rights) granting everything below each of `fds`; the fd
+/// is close-on-exec (Landlock creates it so).
+unsafe fn build_ruleset(fds: &[RawFd]) -> RawFd {
     let all: u64 = (1 << 13) - 1;
     let attr = RulesetAttr {
         handled_access_fs: all,
@@ -199,8 +320,12 @@ unsafe fn stack_layer(fds: &[RawFd]) {
             0,
         ) as RawFd;
         for &fd in fds {
+            // Directory rights on a file are refused: files get execute/write/read only.
+            let mut st: libc::stat = std::mem::zeroed();
+            let is_dir =
+                libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             let pb = PathBeneath {
-                allowed_access: all,
+                allowed_access: if is_dir { all } else { 0b111 },
                 parent_fd: fd,
             };
             libc::syscall(
@@ -211,24 +336,63 @@ unsafe fn stack_layer(fds: &[RawFd]) {
                 0,
             );
         }
+        rs
+    }
+}
+
+/// Stacks the layer `rs` on the calling process (exits 90 if refused).
+unsafe fn restrict(rs: RawFd) {
+    unsafe {
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if libc::syscall(libc::SYS_landlock_restrict_self, rs, 0) != 0 {
             libc::_exit(90);
         }
-        libc::close(rs);
     }
 }
 
-fn helper(layer2: bool) {
+fn helper(layer2: bool, isolate: bool, run_script: bool) {
     let l2 = if layer2 { layer2_fds() } else { Vec::new() };
+    let cwd = std::env::current_dir().expect("cwd");
+    let shared = cwd.join("shared");
+    let args: Vec<String> = std::env::args().collect();
+    let grants: Vec<std::path::PathBuf> = args
+        .windows(2)
+        .filter(|w| w[0] == "--grant")
+        .map(|w| w[1].clone().into())
+        .collect();
+    // A ruleset template per TMPDIR slot, built once: the complement of `shared/` plus the
+    // slot's own dir. Per command only `landlock_restrict_self` runs (a template can be
+    // applied any number of times).
+    let grant_fds = open_paths(&grants);
+    let templates: Vec<RawFd> = if isolate {
+        (0..2)
+            .map(|slot| {
+                let mut fds = grant_fds.clone();
+                fds.extend(open_paths(&[shared.join(slot.to_string())]));
+                // SAFETY: raw Landlock calls on fds we own.
+                unsafe { build_ruleset(&fds) }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut sock = unsafe { UnixStream::from_raw_fd(libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3)) };
     let mut c0 = None;
     let mut stacks = (vec![0u8; 1 << 16], ());
-    while let Some(fds) = recv_fds(0) {
+    while let Some((fds, index)) = recv_fds(0) {
         c0.get_or_insert_with(cpu);
+        let script = std::ffi::CString::new(format!(
+            "echo secret{index} > shared/{index}/secret; \
+             cat shared/{o}/secret >> shared/{index}/stolen; \
+             echo x > shared/{o}/planted; ls shared/{o} >> shared/{index}/listing",
+            o = 1 - index.min(1)
+        ))
+        .expect("script");
         let job = Job {
             fds,
-            layer2: if layer2 { &l2 } else { &[] },
+            layer2: &l2,
+            template: templates.get(usize::from(index.min(1))).copied(),
+            script: run_script.then_some(script.as_c_str()),
         };
         // SAFETY: the subreaper runs on its own stack in our address space (CLONE_VM, as the
         // real spawn path does) and makes raw calls only; we wait for it before reusing `job`.
@@ -256,6 +420,8 @@ fn helper(layer2: bool) {
 struct Job<'a> {
     fds: [RawFd; 3],
     layer2: &'a [RawFd],
+    template: Option<RawFd>,
+    script: Option<&'a std::ffi::CStr>,
 }
 
 extern "C" fn subreaper(arg: *mut libc::c_void) -> libc::c_int {
@@ -264,7 +430,10 @@ extern "C" fn subreaper(arg: *mut libc::c_void) -> libc::c_int {
         let job = &*(arg as *const Job);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         if !job.layer2.is_empty() {
-            stack_layer(job.layer2);
+            restrict(build_ruleset(job.layer2));
+        }
+        if let Some(rs) = job.template {
+            restrict(rs);
         }
         let mut stack = [0u8; 16384];
         let cmd = libc::clone(
@@ -295,9 +464,19 @@ extern "C" fn command(arg: *mut libc::c_void) -> libc::c_int {
         for (i, &fd) in job.fds.iter().enumerate() {
             libc::dup2(fd, i as i32);
         }
-        let argv = [c"/bin/true".as_ptr(), std::ptr::null()];
         let envp = [std::ptr::null()];
-        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        if let Some(script) = job.script {
+            let argv = [
+                c"/bin/sh".as_ptr(),
+                c"-c".as_ptr(),
+                script.as_ptr(),
+                std::ptr::null(),
+            ];
+            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        } else {
+            let argv = [c"/bin/true".as_ptr(), std::ptr::null()];
+            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        }
         libc::_exit(127);
     }
 }
