@@ -84,6 +84,14 @@ fn zygote(args: &[String]) {
     if layer2 {
         cmd.arg("--layer2");
     }
+    let no_subreaper = args.iter().any(|a| a == "--no-subreaper");
+    if no_subreaper {
+        cmd.arg("--no-subreaper");
+    }
+    let pidns = args.iter().any(|a| a == "--pidns");
+    if pidns {
+        cmd.arg("--pidns");
+    }
     let isolate = args.iter().any(|a| a == "--isolate");
     if isolate {
         std::fs::create_dir_all("shared/1").expect("mkdir");
@@ -124,7 +132,9 @@ fn zygote(args: &[String]) {
     ours.read_exact(&mut tail).expect("helper cpu");
     child.wait().expect("wait helper");
     let helper_cpu = Duration::from_micros(u64::from_ne_bytes(tail));
-    let what = match (airlock.is_some(), layer2, isolate) {
+    let what = match (airlock.is_some() && !no_subreaper, layer2, isolate) {
+        (false, _, _) if pidns => "zygote, per-command pid namespace, no subreaper",
+        (false, _, _) if no_subreaper => "zygote, no per-command subreaper",
         (false, _, _) => "zygote, unsandboxed helper",
         (true, _, true) => "zygote, sandboxed helper + per-command TMPDIR-isolating layer",
         (true, false, _) => "zygote, sandboxed helper",
@@ -355,6 +365,8 @@ fn helper(layer2: bool, isolate: bool, run_script: bool) {
     let cwd = std::env::current_dir().expect("cwd");
     let shared = cwd.join("shared");
     let args: Vec<String> = std::env::args().collect();
+    let no_subreaper = args.iter().any(|a| a == "--no-subreaper");
+    let pidns = args.iter().any(|a| a == "--pidns");
     let grants: Vec<std::path::PathBuf> = args
         .windows(2)
         .filter(|w| w[0] == "--grant")
@@ -397,10 +409,25 @@ fn helper(layer2: bool, isolate: bool, run_script: bool) {
         // SAFETY: the subreaper runs on its own stack in our address space (CLONE_VM, as the
         // real spawn path does) and makes raw calls only; we wait for it before reusing `job`.
         let status = unsafe {
+            // `--no-subreaper`: the helper clones the command itself (the cost of the
+            // per-command subreaper, by difference).
+            let (entry, flags): (extern "C" fn(*mut libc::c_void) -> libc::c_int, _) = if pidns {
+                // The command as init of its own pid namespace: when it exits, the kernel
+                // kills every process left in the namespace (needs CAP_SYS_ADMIN; run
+                // the helper unsandboxed as root to measure it).
+                (
+                    command,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWPID | libc::SIGCHLD,
+                )
+            } else if no_subreaper {
+                (command, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD)
+            } else {
+                (subreaper, libc::CLONE_VM | libc::SIGCHLD)
+            };
             let sub = libc::clone(
-                subreaper,
+                entry,
                 stacks.0.as_mut_ptr().add(stacks.0.len()).cast(),
-                libc::CLONE_VM | libc::SIGCHLD,
+                flags,
                 (&job as *const Job).cast_mut().cast(),
             );
             for fd in fds {
