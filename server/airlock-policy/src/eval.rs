@@ -17,6 +17,9 @@ use crate::{CommandDecision, CommandPart, Decision, Layer, Verdict};
 pub const BUILTIN_PROTECTED: &[&str] = &[
     ".git/hooks/",
     ".git/config",
+    // Submodule git dirs: git runs their hooks and config in the submodule.
+    ".git/modules/**/hooks/",
+    ".git/modules/**/config",
     ".airlock/",
     ".envrc",
     ".vscode/",

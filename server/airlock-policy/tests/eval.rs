@@ -378,6 +378,15 @@ fn strict_default_without_files() {
     assert_eq!(p.decide_read(Path::new(".env.production")).verdict, Deny);
     assert_eq!(p.decide_write(Path::new("src/lib.rs")).verdict, Ask);
     assert_eq!(p.decide_write(Path::new(".git/hooks/x")).verdict, Deny);
+    assert_eq!(
+        p.decide_write(Path::new(".git/modules/libs/sub/hooks/pre-commit"))
+            .verdict,
+        Deny
+    );
+    assert_eq!(
+        p.decide_write(Path::new(".git/modules/sub/config")).verdict,
+        Deny
+    );
     assert_eq!(p.decide_command("ls").verdict, Ask);
     assert_eq!(p.decide_domain("crates.io", None).verdict, Deny);
     assert_eq!(
@@ -385,6 +394,8 @@ fn strict_default_without_files() {
         [
             ".git/hooks/",
             ".git/config",
+            ".git/modules/**/hooks/",
+            ".git/modules/**/config",
             ".airlock/",
             ".envrc",
             ".vscode/",

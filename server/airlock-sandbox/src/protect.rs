@@ -124,7 +124,10 @@ pub(crate) fn scan(
     protect: &ProtectSpec,
 ) -> Result<Scan, SandboxError> {
     let deny = ReadRules::new(deny.iter().map(String::as_str)).map_err(SandboxError::Config)?;
-    let mut out = Scan::default();
+    let mut out = Scan {
+        protected_glob_matches: submodule_protected(workspace),
+        ..Scan::default()
+    };
     if deny.is_empty() && !protect.has_globs {
         return Ok(out);
     }
@@ -161,6 +164,45 @@ pub(crate) fn scan(
         }
     }
     Ok(out)
+}
+
+/// Most directories looked at under `.git/modules`: a bound for a pathological tree.
+const SUBMODULE_WALK_LIMIT: usize = 10_000;
+
+/// The hooks and config of every submodule git dir (`.git/modules/<path>/`, and their own
+/// `modules/` for nested submodules). Git runs them in the submodule exactly as it runs
+/// `.git/hooks/` and `.git/config` at the top, so they are protected the same way (read-only
+/// binds where user namespaces work, the integrity snapshot always); the objects, index and
+/// refs next to them stay writable, so work in the submodule goes on. A git dir is a
+/// directory with a `HEAD`; other directories are path components of a submodule's name.
+fn submodule_protected(workspace: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![workspace.join(".git/modules")];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // Symlinks are not followed: the snapshot records them as they are.
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            seen += 1;
+            if seen > SUBMODULE_WALK_LIMIT {
+                return out;
+            }
+            let path = entry.path();
+            if path.join("HEAD").is_file() {
+                out.push(path.join("hooks"));
+                out.push(path.join("config"));
+                stack.push(path.join("modules"));
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    out
 }
 
 /// One captured file-system node.
